@@ -1,0 +1,1 @@
+"""The command API: validates writes and appends events to the event store."""

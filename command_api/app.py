@@ -1,0 +1,76 @@
+"""The command API's ASGI app: `uvicorn command_api.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+
+from command_api import auth
+from command_api.context import Context
+from command_api.throttle import LoginThrottle
+from domain.app import Parley
+from shared.http import EXCEPTION_HANDLERS
+from shared.positions import PositionWaiter
+from shared.service import middleware, service_routes
+from shared.settings import Settings
+from shared.tokens import TokenService
+
+API = "/api/v1"
+
+ROUTES = [
+    Route(f"{API}/auth/register", auth.register, methods=["POST"]),
+    Route(f"{API}/auth/login", auth.login, methods=["POST"]),
+    Route(f"{API}/auth/refresh", auth.refresh, methods=["POST"]),
+    Route(f"{API}/auth/logout", auth.logout, methods=["POST"]),
+]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    settings.require("database_url", "jwt_key_file")
+    state: dict[str, Context] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        parley = await run_in_threadpool(Parley, settings.eventsourcing_env())
+        parley.idempotency_ttl = settings.idempotency_ttl
+        pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
+        await pool.open(wait=True)
+        waiter = PositionWaiter(settings.database_url)
+        await waiter.start()
+        throttle = LoginThrottle(pool, settings.login_window,
+                                 settings.login_max_failures_per_account,
+                                 settings.login_max_failures_per_address)
+        await throttle.create_tables()
+        secret = hashlib.sha256(b"idempotency\0" + Path(settings.jwt_key_file).read_bytes())
+        ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
+                      throttle=throttle, waiter=waiter, fingerprint_secret=secret.digest())
+        app.state.context = state["ctx"] = ctx
+        try:
+            yield
+        finally:
+            await waiter.stop()
+            await pool.close()
+            await run_in_threadpool(parley.close)
+
+    async def ready() -> str | None:
+        ctx = state.get("ctx")
+        if ctx is None:
+            return "starting"
+        try:
+            async with ctx.throttle.pool.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return f"database unreachable: {type(exc).__name__}"
+        return None
+
+    return Starlette(routes=[*ROUTES, *service_routes(ready)], lifespan=lifespan,
+                     exception_handlers=EXCEPTION_HANDLERS,
+                     middleware=middleware(settings, "command"))

@@ -1,0 +1,128 @@
+"""`/auth/*`: register, login, refresh (rotation with reuse detection), logout."""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from command_api.context import Context, client_address, context
+from command_api.idempotency import claim_for
+from command_api.passwords import hash_password, needs_rehash, verify_password
+from domain.errors import (
+    ConcurrentRefreshError,
+    EmailAlreadyRegisteredError,
+    RefreshTokenReusedError,
+    SessionRevokedError,
+)
+from domain.session import session_id_from
+from shared.http import ApiError, parse_body, read_json, validate
+from shared.schemas import (
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    TokenPair,
+    UserOut,
+)
+from shared.tokens import InvalidTokenError, TokenClaims
+
+ANONYMOUS = "anonymous"  # register/login keys are scoped by the key alone (CONTRACT.md)
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+def _token_pair(ctx: Context, user_id: int, session_id: str, refresh_id: str) -> TokenPair:
+    access, _ = ctx.tokens.issue("access", user_id)
+    refresh, _ = ctx.tokens.issue("refresh", user_id, session_id=session_id, token_id=refresh_id)
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=ctx.tokens.access_ttl)
+
+
+async def register(request: Request) -> Response:
+    ctx = context(request)
+    raw = await read_json(request)
+    claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
+    body = validate(RegisterRequest, raw)
+    await ctx.run(ctx.app.check_claim, claim)
+    password_hash = await run_in_threadpool(hash_password, body.password)
+    try:
+        outcome = await ctx.run(ctx.app.register_user, claim, body.email, password_hash,
+                                body.display_name, body.avatar_url, _new_token_id())
+    except EmailAlreadyRegisteredError as exc:
+        raise ApiError(400, str(exc)) from None
+    user, session = outcome.value
+    tokens = _token_pair(ctx, user.number, str(session.id), session.token_id)
+    out = RegisterResponse(
+        user=UserOut(id=user.number, email=user.email, display_name=user.display_name,
+                     avatar_url=user.avatar_url, created_at=user.registered_at),
+        tokens=tokens)
+    return await ctx.written(outcome.position, 201, out, location=f"/api/v1/users/{user.number}")
+
+
+async def login(request: Request) -> Response:
+    ctx = context(request)
+    raw = await read_json(request)
+    claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
+    body = validate(LoginRequest, raw)
+    address = client_address(request)
+    wait = await ctx.throttle.retry_after(body.email, address)
+    if wait:
+        raise ApiError(429, "Too many failed login attempts; try again later",
+                       headers={"Retry-After": str(wait)})
+    await ctx.run(ctx.app.check_claim, claim)
+    user = await run_in_threadpool(ctx.app.find_user_by_email, body.email)
+    ok = await run_in_threadpool(verify_password, user.password_hash if user else None,
+                                 body.password)
+    if user is None or not ok:
+        await ctx.throttle.record_failure(body.email, address)
+        raise ApiError(401, INVALID_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
+    await ctx.throttle.record_success(body.email, address)
+    if needs_rehash(user.password_hash):
+        await run_in_threadpool(ctx.app.rehash_password, user,
+                                await run_in_threadpool(hash_password, body.password))
+    outcome = await ctx.run(ctx.app.start_session, claim, user.number, _new_token_id())
+    tokens = _token_pair(ctx, user.number, str(outcome.value.id), outcome.value.token_id)
+    return await ctx.written(outcome.position, 200, tokens, wait=False)
+
+
+async def _verified_refresh(request: Request, ctx: Context) -> TokenClaims:
+    body = await parse_body(request, RefreshRequest)
+    try:
+        claims = ctx.tokens.verify(body.refresh_token, "refresh")
+        assert claims.session_id is not None
+        session_id_from(claims.session_id)
+        return claims
+    except (InvalidTokenError, ValueError):
+        raise ApiError(401, "Invalid or expired refresh token") from None
+
+
+async def refresh(request: Request) -> Response:
+    ctx = context(request)
+    claims = await _verified_refresh(request, ctx)
+    assert claims.session_id is not None
+    session_id = session_id_from(claims.session_id)
+    if await run_in_threadpool(ctx.app.get_session, session_id) is None:
+        raise ApiError(401, "Invalid or expired refresh token")
+    try:
+        outcome = await ctx.run(ctx.app.rotate_session, session_id, claims.token_id,
+                                _new_token_id())
+    except RefreshTokenReusedError:
+        raise ApiError(401, "Refresh token reuse detected; the session was revoked") from None
+    except (SessionRevokedError, ConcurrentRefreshError) as exc:
+        raise ApiError(401, f"Invalid refresh token: {exc}") from None
+    session = outcome.value
+    tokens = _token_pair(ctx, claims.user_id, str(session.id), session.token_id)
+    return await ctx.written(outcome.position, 200, tokens, wait=False)
+
+
+async def logout(request: Request) -> Response:
+    ctx = context(request)
+    claims = await _verified_refresh(request, ctx)
+    assert claims.session_id is not None
+    await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
+    return Response(status_code=204)
+
+
+def _new_token_id() -> str:
+    return secrets.token_urlsafe(16)

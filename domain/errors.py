@@ -1,0 +1,38 @@
+"""Domain errors; the command API maps each to an HTTP status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command was refused by the rules of the domain."""
+
+
+class EmailAlreadyRegisteredError(DomainError):
+    """Another account already uses this email (case-insensitive)."""
+
+
+class InvalidCredentialsError(DomainError):
+    """Unknown email or wrong password (deliberately indistinguishable)."""
+
+
+class SessionRevokedError(DomainError):
+    """The refresh token's family was revoked (logout or detected reuse)."""
+
+
+class RefreshTokenReusedError(DomainError):
+    """A rotated refresh token was presented again: treated as theft."""
+
+
+class ConcurrentRefreshError(DomainError):
+    """Two refreshes with one token raced; the loser is refused without revoking."""
+
+
+class IdempotencyConflictError(DomainError):
+    """The Idempotency-Key was already used (or is in use) by this caller."""
+
+    def __init__(self, detail: str, original_status: int | None = None,
+                 location: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.original_status = original_status
+        self.location = location

@@ -1,0 +1,1 @@
+"""Projectors: follow the event log, keep read-model tables (exactly once) and publish to NATS."""

@@ -1,0 +1,3 @@
+from projectors.main import main
+
+main()

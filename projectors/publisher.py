@@ -1,0 +1,97 @@
+"""Publish public payloads to NATS JetStream after the read models committed them.
+
+Publishing is tracked (`nats` row) separately from the read models: after a crash between the
+read-model commit and the acks, the events are rebuilt from the log and published again with
+the same `Nats-Msg-Id`, which JetStream deduplicates within its duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from projectors.payloads import public_events
+from projectors.runner import ProjectionRunner
+from shared import subjects
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+PUBLISHER = "nats"
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.nats_stream,
+        subjects=[subjects.all_subjects()],
+        storage=StorageType.FILE,
+        max_age=settings.nats_retention_days * 86400.0,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
+    """Create the stream, or bring its configuration in line with the settings."""
+    config = stream_config(settings)
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            pass  # created concurrently by another projector
+    await js.update_stream(config)
+
+
+class Publisher:
+    """Publishes each public event once per notification id, in log order."""
+
+    def __init__(self, js: JetStreamContext, runner: ProjectionRunner) -> None:
+        self.js = js
+        self.runner = runner
+        self.position = runner.tracking.max_tracking_id(PUBLISHER) or 0
+
+    async def publish(self, events: Sequence[tuple[int, object]]) -> None:
+        last = self.position
+        for position, event in events:
+            if position <= self.position:
+                continue
+            for index, public in enumerate(public_events(event)):
+                body = json.dumps({"event": public.event, "data": public.data,
+                                   "position": position}).encode()
+                msg_id = f"{position}" if index == 0 else f"{position}.{index}"
+                await self.js.publish(public.subject, body, headers={"Nats-Msg-Id": msg_id})
+            last = position
+        if last > self.position:
+            await asyncio.to_thread(self._track, last)
+            self.position = last
+
+    async def catch_up(self) -> None:
+        """Publish what the read models committed but NATS never acknowledged (after a crash)."""
+        while self.position < self.runner.readmodels_position:
+            notifications = await asyncio.to_thread(
+                self.runner.recorder.select_notifications, self.position, 1000,
+                self.runner.readmodels_position, (), inclusive_of_start=False)
+            if not notifications:
+                break
+            await self.publish([(n.id, self.runner.app.mapper.to_domain_event(n))
+                                for n in notifications])
+
+    def _track(self, position: int) -> None:
+        from eventsourcing.persistence import Tracking
+
+        self.runner.tracking.insert_tracking(Tracking(PUBLISHER, position))
+
+
+async def connect(settings: Settings) -> nats.NATS:
+    settings.require("nats_url")
+    return await nats.connect(settings.nats_url, name="parley-projector",
+                              max_reconnect_attempts=-1, reconnect_time_wait=0.5)

@@ -1,0 +1,112 @@
+"""The batch projector: read the log after the lowest tracked position, apply, track, notify.
+
+Each batch is one transaction: every projection's rows, every projection's tracking row and
+the `readmodels` position commit together, so a crash anywhere replays the batch exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+
+from domain.app import Parley
+from projectors.base import Projection
+from projectors.users import UsersProjection
+from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 1000
+
+
+def live_projections() -> list[Projection]:
+    """Every read model the query API serves; a new one here is backfilled from the log."""
+    return [UsersProjection()]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events applied in one transaction, with their log positions."""
+
+    events: Sequence[tuple[int, object]]
+
+    @property
+    def last_position(self) -> int:
+        return self.events[-1][0]
+
+
+class ProjectionRunner:
+    """Applies the event log to the read models in batches, exactly once."""
+
+    def __init__(self, settings: Settings, projections: Sequence[Projection] | None = None,
+                 app: Parley | None = None) -> None:
+        self.app = app or Parley(env=settings.eventsourcing_env())
+        recorder = self.app.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder)
+        self.recorder = recorder
+        self.datastore = recorder.datastore
+        self.tracking = PostgresTrackingRecorder(self.datastore,
+                                                 tracking_table_name=TRACKING_TABLE)
+        self.tracking.create_table()
+        self.projections = list(projections or live_projections())
+        with self.datastore.transaction(commit=True) as curs:
+            for projection in self.projections:
+                for statement in projection.ddl:
+                    curs.execute(statement)
+        self.positions = {p.name: self.tracking.max_tracking_id(p.name) or 0
+                          for p in self.projections}
+        self.readmodels_position = self.tracking.max_tracking_id(READMODELS) or 0
+
+    @property
+    def position(self) -> int:
+        return min(self.positions.values(), default=0)
+
+    def process_batch(self, limit: int = BATCH_SIZE) -> Batch | None:
+        """Apply the next batch of notifications; None when the log has nothing new."""
+        notifications = self.recorder.select_notifications(
+            start=self.position, limit=limit, inclusive_of_start=False)
+        if not notifications:
+            return None
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        last = notifications[-1].id
+        with self.datastore.transaction(commit=True) as curs:
+            for projection in self.projections:
+                done = self.positions[projection.name]
+                for position, event in events:
+                    if position > done:
+                        projection.apply(event, curs, position)
+                self.tracking._insert_tracking(curs, Tracking(projection.name, last))
+            if last > self.readmodels_position:
+                # A projection added later backfills from older positions: never go backwards.
+                self.tracking._insert_tracking(curs, Tracking(READMODELS, last))
+                curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
+        for projection in self.projections:
+            self.positions[projection.name] = last
+        self.readmodels_position = max(self.readmodels_position, last)
+        return Batch(events)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class LogListener:
+    """Wakes the projector when the event store commits (eventsourcing NOTIFYs its table)."""
+
+    def __init__(self, settings: Settings, channel: str) -> None:
+        self._conn = psycopg.connect(settings.database_url, autocommit=True)
+        self._conn.execute(f"LISTEN {channel}")
+
+    def wait(self, timeout: float) -> None:
+        """Return on the next notification or after `timeout` (the poll covers lost ones)."""
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        self._conn.close()
+
+

@@ -1,0 +1,1 @@
+"""The query API: serves every GET from the read-model tables."""

@@ -1,0 +1,37 @@
+"""Per-process resources of the query API and the read-your-writes gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+
+from shared.http import ApiError, authenticate
+from shared.positions import PositionWaiter
+from shared.settings import Settings
+from shared.tokens import TokenClaims, TokenService
+
+
+@dataclass
+class Context:
+    """Connection pool, token verifier and position waiter of one query API process."""
+
+    settings: Settings
+    pool: AsyncConnectionPool
+    tokens: TokenService
+    waiter: PositionWaiter
+
+
+async def reader(request: Request) -> tuple[Context, TokenClaims]:
+    """Authenticate the caller and honour `X-Min-Position` (bounded wait) before a read."""
+    ctx: Context = request.app.state.context
+    claims = authenticate(request, ctx.tokens)
+    raw = request.headers.get("x-min-position")
+    if raw is not None:
+        try:
+            position = int(raw)
+        except ValueError:
+            raise ApiError(400, "X-Min-Position must be an integer") from None
+        await ctx.waiter.wait_for(position, ctx.settings.consistency_timeout)
+    return ctx, claims

@@ -1,0 +1,36 @@
+"""`GET /users/me` and `GET /users/{id}` from the `users` read model."""
+
+from __future__ import annotations
+
+from psycopg.rows import dict_row
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from query_api.context import reader
+from shared.http import ApiError, int_param
+from shared.schemas import PublicUser, UserOut, dump
+
+
+async def me(request: Request) -> Response:
+    ctx, claims = await reader(request)
+    async with ctx.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT id, email, display_name, avatar_url, created_at FROM users"
+                          " WHERE id = %s", (claims.user_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "User not found")
+    return JSONResponse(dump(UserOut.model_validate(row)))
+
+
+async def profile(request: Request) -> Response:
+    ctx, _ = await reader(request)
+    user_id = int_param(request.path_params["user_id"], "user_id")
+    async with ctx.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT id, display_name, avatar_url FROM users WHERE id = %s",
+                          (user_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "User not found")
+    return JSONResponse(dump(PublicUser.model_validate(row)))

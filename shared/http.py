@@ -1,0 +1,118 @@
+"""HTTP plumbing both APIs share: JSON errors, body parsing, bearer auth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.tokens import InvalidTokenError, TokenClaims, TokenService
+
+M = TypeVar("M", bound=BaseModel)
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ApiError(Exception):
+    """Raised anywhere in a request to answer with `{"detail": ...}` and a status."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    body = {"detail": detail, **{k: v for k, v in extra.items() if v is not None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.detail, exc.headers, **exc.extra)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+}
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+            for err in exc.errors(include_url=False)]
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    errors = _field_errors(exc)
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    return ApiError(400, f"Invalid request: {first['field']}: {first['message']}", errors=errors)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "Request body too large")
+    if not body:
+        raise ApiError(400, "Request body must be a JSON object")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "Request body is not valid JSON") from None
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """Parse and validate the JSON body into `model`; 400 with field errors otherwise."""
+    return validate(model, await read_json(request))
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate already-parsed JSON into `model`; 400 with field errors otherwise."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def authenticate(request: Request, tokens: TokenService) -> TokenClaims:
+    """The caller's verified access-token claims, or 401."""
+    try:
+        return tokens.verify(bearer_token(request), "access")
+    except InvalidTokenError:
+        raise ApiError(401, "Invalid or expired token",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+
+
+def int_param(value: str | None, name: str) -> int:
+    """A positive integer from a path or query parameter, or 400."""
+    try:
+        number = int(value) if value is not None else None
+    except ValueError:
+        number = None
+    if number is None or number < 1 or number > 2**63 - 1:
+        raise ApiError(400, f"{name} must be a positive integer")
+    return number

@@ -1,0 +1,76 @@
+"""Pieces every HTTP service mounts: health, readiness, metrics, CORS and error handling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.settings import Settings
+
+REQUESTS = Counter("parley_http_requests_total", "HTTP requests", ["service", "method", "status"])
+LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["service", "method"])
+
+ReadyCheck = Callable[[], Awaitable[str | None]]
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency per service (route templates would be nicer)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            method = scope["method"]
+            REQUESTS.labels(self.service, method, str(status)).inc()
+            LATENCY.labels(self.service, method).observe(time.perf_counter() - start)
+
+
+def service_routes(ready: ReadyCheck) -> list[BaseRoute]:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problem = await ready()
+        if problem:
+            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+def middleware(settings: Settings, service: str,
+               methods: Sequence[str] = ("GET", "POST", "PATCH", "DELETE")) -> list[Middleware]:
+    stack = [Middleware(MetricsMiddleware, service=service)]
+    if settings.cors_origins:
+        stack.append(Middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=list(methods),
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Min-Position"],
+            expose_headers=["X-Event-Position", "Location", "Retry-After"]))
+    return stack

@@ -1,0 +1,153 @@
+"""Configuration of every Parley process, read from the environment (one place, one name each)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class ConfigurationError(Exception):
+    """A required setting is missing or malformed."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class PostgresParams:
+    """The parts of DATABASE_URL that eventsourcing wants as separate variables."""
+
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+
+
+def parse_database_url(url: str) -> PostgresParams:
+    """Split a libpq URL (host may be a unix socket dir given as ?host=...)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigurationError("DATABASE_URL must start with postgresql://")
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "localhost"])[0]
+    return PostgresParams(
+        dbname=unquote(parts.path.lstrip("/")) or "parley",
+        host=host,
+        port=str(query.get("port", [parts.port or 5432])[0]),
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of every service; see the README's configuration table."""
+
+    database_url: str = ""
+    nats_url: str = ""
+    s3_endpoint: str = ""
+    s3_public_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "attachments"
+    s3_region: str = "us-east-1"
+    jwt_key_file: str = ""
+    jwt_issuer: str = "parley"
+    jwt_audience: str = "parley-api"
+    access_token_ttl: float = 900.0
+    refresh_token_ttl: float = 7 * 24 * 3600.0
+    idempotency_ttl: float = 24 * 3600.0
+    consistency_timeout: float = 5.0
+    login_window: float = 900.0
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 30
+    db_pool_size: int = 10
+    nats_stream: str = "PARLEY"
+    nats_retention_days: float = 7.0
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    upload_content_types: tuple[str, ...] = ("audio/*",)
+    upload_max_bytes: int = 20 * 1024 * 1024
+    upload_ttl: float = 900.0
+    data_dir: Path = Path(".parley")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from the environment (defaults suit `parley up`)."""
+        env = os.environ if env is None else env
+        s3_endpoint = env.get("S3_ENDPOINT", "")
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            nats_url=env.get("NATS_URL", ""),
+            s3_endpoint=s3_endpoint,
+            s3_public_endpoint=env.get("S3_PUBLIC_ENDPOINT", "") or s3_endpoint,
+            s3_access_key=env.get("S3_ACCESS_KEY", ""),
+            s3_secret_key=env.get("S3_SECRET_KEY", ""),
+            s3_bucket=env.get("S3_BUCKET", "attachments"),
+            s3_region=env.get("S3_REGION", "us-east-1"),
+            jwt_key_file=env.get("JWT_KEY_FILE", ""),
+            jwt_issuer=env.get("JWT_ISSUER", "parley"),
+            jwt_audience=env.get("JWT_AUDIENCE", "parley-api"),
+            access_token_ttl=_float(env, "ACCESS_TOKEN_TTL", 900.0),
+            refresh_token_ttl=_float(env, "REFRESH_TOKEN_TTL", 7 * 24 * 3600.0),
+            idempotency_ttl=_float(env, "IDEMPOTENCY_TTL", 24 * 3600.0),
+            consistency_timeout=_float(env, "CONSISTENCY_TIMEOUT", 5.0),
+            login_window=_float(env, "LOGIN_THROTTLE_WINDOW", 900.0),
+            login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
+            login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 30),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+            nats_stream=env.get("NATS_STREAM", "PARLEY"),
+            nats_retention_days=_float(env, "NATS_RETENTION_DAYS", 7.0),
+            cors_origins=_list(env, "CORS_ORIGINS", ""),
+            upload_content_types=_list(env, "UPLOAD_CONTENT_TYPES", "audio/*"),
+            upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
+            upload_ttl=_float(env, "UPLOAD_TTL", 900.0),
+            data_dir=Path(env.get("PARLEY_DATA_DIR", ".parley")),
+        )
+
+    def require(self, *names: str) -> None:
+        """Fail fast, with the variable's name, when a service starts without what it needs."""
+        missing = [n.upper() for n in names if not getattr(self, n)]
+        if missing:
+            raise ConfigurationError(f"missing configuration: {', '.join(missing)}")
+
+    @property
+    def postgres(self) -> PostgresParams:
+        self.require("database_url")
+        return parse_database_url(self.database_url)
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment the eventsourcing library reads for the event store."""
+        pg = self.postgres
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": pg.dbname,
+            "POSTGRES_HOST": pg.host,
+            "POSTGRES_PORT": pg.port,
+            "POSTGRES_USER": pg.user,
+            "POSTGRES_PASSWORD": pg.password,
+            "POSTGRES_POOL_SIZE": str(self.db_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.db_pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # Inserts go through one server-side function call: half the round trips.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+            "POSTGRES_LOCK_TIMEOUT": "5",
+        }

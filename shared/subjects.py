@@ -1,0 +1,17 @@
+"""NATS subject names: `<prefix>.chat.<chat_id>` and `<prefix>.user.<user_id>`, one stream."""
+
+from __future__ import annotations
+
+PREFIX = "parley"
+
+
+def all_subjects() -> str:
+    return f"{PREFIX}.>"
+
+
+def user(user_id: int) -> str:
+    return f"{PREFIX}.user.{user_id}"
+
+
+def chat(chat_id: int) -> str:
+    return f"{PREFIX}.chat.{chat_id}"
