@@ -183,7 +183,7 @@ class Parley(Application[UUID]):
             pass  # a concurrent command changed it first; revocations are idempotent
 
     def _exists(self, aggregate_id: UUID) -> bool:
-        return bool(self.events.get(aggregate_id, limit=1))
+        return any(True for _ in self.events.get(aggregate_id, limit=1))
 
     def _number_allocator(self) -> Callable[[str], int]:
         """Integer public ids: a PostgreSQL sequence per kind, or a counter in memory."""

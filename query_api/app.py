@@ -58,4 +58,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(routes=[*ROUTES, *docs.routes(), *service_routes(ready)],
                      lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
-                     middleware=middleware(settings, "query", methods=("GET",)))
+                     middleware=middleware(settings, "query"))

@@ -1,0 +1,79 @@
+"""The public edge of `parley up`: one port, writes to the command API, reads to the query API.
+
+In production a reverse proxy does this routing between separate containers (compose.yaml);
+for the embedded runtime the same service apps are composed in one process per worker, which
+saves a network hop and a proxy process on a laptop. The routing rule is the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from command_api.app import create_app as create_command_app
+from query_api.app import create_app as create_query_app
+from shared.settings import Settings
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Edge:
+    """Routes by method: GET/HEAD/OPTIONS to the query API, writes to the command API."""
+
+    def __init__(self, command: Starlette, query: Starlette,
+                 gateway: Starlette | None = None) -> None:
+        self.command = command
+        self.query = query
+        self.gateway = gateway
+
+    def route(self, scope: Scope) -> ASGIApp | None:
+        if scope["type"] == "websocket":
+            return self.gateway
+        if scope["method"] in WRITE_METHODS:
+            return self.command
+        return self.query
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        app = self.route(scope)
+        if app is None:  # no gateway configured: refuse the handshake
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await app(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def _services(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for app in (self.command, self.query, self.gateway):
+                if app is not None:
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+            yield
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            async with self._services():
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+                assert message["type"] == "lifespan.shutdown"
+        except Exception as exc:
+            await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app() -> Edge:
+    """`uvicorn parley.edge:create_app --factory`."""
+    settings = Settings.from_env()
+    gateway = None
+    with contextlib.suppress(ImportError):
+        from gateway.app import create_app as create_gateway_app
+
+        gateway = create_gateway_app(settings)
+    return Edge(create_command_app(settings), create_query_app(settings), gateway)

@@ -1,0 +1,125 @@
+"""Run the whole system: embedded (or external) servers plus every Parley process.
+
+Used by `parley up` and by the end-to-end tests, so both exercise the same start-up path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from parley.embedded import Endpoints, embedded_servers, set_parent_death_signal
+from shared.tokens import ensure_signing_key
+
+READY_TIMEOUT = 90.0
+
+
+@dataclass
+class StackOptions:
+    """Where the data lives and where the public API listens."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_dir: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    """A running system: its public URL, the environment its processes got, and the processes."""
+
+    base_url: str
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
+
+
+def service_env(endpoints: Endpoints, data_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The configuration every Parley process receives (external servers win over embedded)."""
+    env = dict(base)
+    env.setdefault("DATABASE_URL", endpoints.database_url)
+    env.setdefault("NATS_URL", endpoints.nats_url)
+    if not env.get("S3_ENDPOINT"):
+        env.update(S3_ENDPOINT=endpoints.s3_endpoint, S3_ACCESS_KEY=endpoints.s3_access_key,
+                   S3_SECRET_KEY=endpoints.s3_secret_key, S3_BUCKET=endpoints.s3_bucket)
+    env.setdefault("JWT_KEY_FILE", str(ensure_signing_key(data_dir / "jwt_key.pem")))
+    env.setdefault("PARLEY_DATA_DIR", str(data_dir))
+    return env
+
+
+def spawn(name: str, args: list[str], env: Mapping[str, str],
+          log_dir: Path | None) -> subprocess.Popen[bytes]:
+    """Start a child that dies with us (PDEATHSIG) and logs to a file or our terminal."""
+    out: int | None = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = os.open(log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=set_parent_death_signal)
+    finally:
+        if out is not None:
+            os.close(out)
+
+
+def stop(processes: Mapping[str, subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """SIGTERM everything, then SIGKILL what did not exit in time."""
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in processes.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(base_url: str, processes: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {proc.returncode} during start-up")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the system did not become ready within {READY_TIMEOUT:.0f}s")
+
+
+@contextlib.contextmanager
+def running_stack(options: StackOptions) -> Iterator[Stack]:
+    """Start servers and processes, wait until `/readyz` answers, stop everything on exit."""
+    base = {**os.environ, **options.extra_env}
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
+                          nats=not base.get("NATS_URL"),
+                          s3=not base.get("S3_ENDPOINT")) as endpoints:
+        env = service_env(endpoints, options.data_dir, base)
+        python = sys.executable
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            processes["projector"] = spawn("projector", [python, "-m", "projectors"], env,
+                                           options.log_dir)
+            processes["api"] = spawn("api", [
+                python, "-m", "uvicorn", "parley.edge:create_app", "--factory",
+                "--host", options.host, "--port", str(options.port),
+                "--workers", str(options.workers), "--no-access-log",
+                "--timeout-graceful-shutdown", "5"], env, options.log_dir)
+            base_url = f"http://{options.host}:{options.port}"
+            wait_ready(base_url, processes)
+            yield Stack(base_url=base_url, env=env, processes=processes)
+        finally:
+            stop(processes)

@@ -1,0 +1,196 @@
+"""The public API as a declarative table: one `Operation` per route, read by `shared.openapi`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared.schemas import (
+    LoginRequest,
+    PublicUser,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    TokenPair,
+    UserOut,
+)
+
+API = "/api/v1"
+WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+
+# Mirrors the seed's examples, with the `Z` CONTRACT.md adds to timestamps.
+TOKENS_EXAMPLE = {"access_token": "eyJ0eXAiOiJKV1QiLCJhbGc...",
+                  "refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc...",
+                  "token_type": "bearer", "expires_in": 900.0}
+USER_EXAMPLE = {"id": 1, "email": "user@example.com", "display_name": "John Doe",
+                "avatar_url": "https://example.com/avatar.jpg",
+                "created_at": "2024-03-26T10:00:00Z"}
+PUBLIC_USER_EXAMPLE = {key: USER_EXAMPLE[key] for key in ("id", "display_name", "avatar_url")}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query, path or header parameter of one operation."""
+
+    name: str
+    location: Literal["query", "path", "header"] = "query"
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Response:
+    """One documented response: a body type (model, `list[Model]`, raw schema) or none."""
+
+    description: str = ""
+    model: Any = None
+    schema: Mapping[str, Any] | None = None
+    media_type: str = "application/json"
+    example: Any = None
+    headers: Sequence[str] = ()  # names of entries in the document's `components.headers`
+
+
+# status -> a pydantic type (body), a `Response`, a description (errors get `ErrorOut`), or None.
+ResponseSpec = Any
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One public route: method, full path, bodies and the conventions that apply to it."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    request: Any = None  # a pydantic model (validated as a request body)
+    responses: Mapping[int, ResponseSpec] = field(default_factory=dict)
+    auth: bool = True  # bearer access token
+    idempotent: bool = True  # requires `Idempotency-Key` (only meaningful on writes)
+    event_position: bool | None = None  # `X-Event-Position` on success; None: on writes
+    query: Sequence[Param] = ()  # query, header or path parameters (path ones are derived)
+    description: str = ""
+    request_example: Any = None  # defaults to the request model's first `examples` entry
+    operation_id: str = ""  # defaults to method + path
+
+    @property
+    def is_write(self) -> bool:
+        """POST, PATCH and DELETE change state; the conventions for writes apply."""
+        return self.method.upper() in WRITE_METHODS
+
+    @property
+    def needs_idempotency_key(self) -> bool:
+        """Whether the `Idempotency-Key` header is required (CONTRACT.md, Idempotency)."""
+        return self.is_write and self.idempotent
+
+    @property
+    def sends_event_position(self) -> bool:
+        """Whether a success carries `X-Event-Position` (CONTRACT.md, Consistency)."""
+        return self.is_write if self.event_position is None else self.event_position
+
+    @property
+    def waits_for_position(self) -> bool:
+        """Whether the read honours `X-Min-Position` (authenticated reads of read models)."""
+        return self.method.upper() == "GET" and self.auth
+
+
+TAGS: dict[str, str] = {
+    "auth": "Accounts and tokens: register, login, refresh (rotating), logout.",
+    "users": "The caller's account and other users' public profiles.",
+    "service": "Health, readiness and metrics of each service; no authentication.",
+}
+
+SERVICE_STATUS = {"type": "object", "required": ["status"],
+                  "properties": {"status": {"type": "string"}, "detail": {"type": "string"}}}
+
+AUTH: list[Operation] = [
+    Operation(
+        "POST", f"{API}/auth/register", "Register a new user", "auth",
+        request=RegisterRequest, auth=False,
+        description="Creates the account and logs it in. The email is compared "
+                    "case-insensitively; `avatar_url` is optional and must be http(s).",
+        responses={
+            201: Response("The new user and its first token pair.", RegisterResponse,
+                          example={"user": USER_EXAMPLE, "tokens": TOKENS_EXAMPLE},
+                          headers=("Location",)),
+            400: "Validation error, email already registered, or a bad `Idempotency-Key`.",
+            409: "Duplicate request: the `Idempotency-Key` was already used.",
+        }),
+    Operation(
+        "POST", f"{API}/auth/login", "Log in with email and password", "auth",
+        request=LoginRequest, auth=False,
+        description="Unknown email and wrong password get the same 401. Repeated failures "
+                    "for one account or one client address are throttled (429).",
+        responses={
+            200: Response("A new token pair.", TokenPair, example=TOKENS_EXAMPLE),
+            400: "Validation error or a bad `Idempotency-Key`.",
+            401: "Invalid email or password.",
+            409: "Duplicate request: the `Idempotency-Key` was already used.",
+            429: Response("Too many failed logins; retry after `Retry-After` seconds.",
+                          headers=("Retry-After",)),
+        }),
+    Operation(
+        "POST", f"{API}/auth/refresh", "Rotate the token pair", "auth",
+        request=RefreshRequest, auth=False, idempotent=False,
+        request_example={"refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc..."},
+        description="Returns a new pair; the presented refresh token stops working. Presenting "
+                    "an already-rotated refresh token again revokes the whole login (401). "
+                    "No `Idempotency-Key` needed.",
+        responses={
+            200: Response("A new token pair.", TokenPair, example=TOKENS_EXAMPLE),
+            400: "Validation error.",
+            401: "Invalid, expired, revoked or reused refresh token (or an access token).",
+        }),
+    Operation(
+        "POST", f"{API}/auth/logout", "Log out (revoke the refresh token's login)", "auth",
+        request=RefreshRequest, auth=False, idempotent=False, event_position=False,
+        request_example={"refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc..."},
+        description="Revokes every refresh token of the presented token's login. "
+                    "No `Idempotency-Key` needed.",
+        responses={
+            204: None,
+            400: "Validation error.",
+            401: "Invalid or expired refresh token.",
+        }),
+]
+
+USERS: list[Operation] = [
+    Operation(
+        "GET", f"{API}/users/me", "The caller's account", "users",
+        responses={
+            200: Response("The caller's account.", UserOut, example=USER_EXAMPLE),
+            401: "Missing, invalid or expired access token.",
+            404: "The account is not in the read model (yet).",
+        }),
+    Operation(
+        "GET", f"{API}/users/{{user_id}}", "Another user's public profile", "users",
+        description="Any authenticated user may read it; it never includes the email.",
+        responses={
+            200: Response("The public profile.", PublicUser, example=PUBLIC_USER_EXAMPLE),
+            400: "`user_id` is not a positive integer.",
+            401: "Missing, invalid or expired access token.",
+            404: "No such user.",
+        }),
+]
+
+SERVICE: list[Operation] = [
+    Operation(
+        "GET", "/healthz", "Liveness", "service", auth=False,
+        description="The process is up. Served by every service.",
+        responses={200: Response("Alive.", schema=SERVICE_STATUS, example={"status": "ok"})}),
+    Operation(
+        "GET", "/readyz", "Readiness", "service", auth=False,
+        description="Dependencies reachable and projections not lagging too far behind.",
+        responses={
+            200: Response("Ready.", schema=SERVICE_STATUS, example={"status": "ready"}),
+            503: Response("Not ready, with the reason.", schema=SERVICE_STATUS,
+                          example={"status": "unavailable", "detail": "starting"}),
+        }),
+    Operation(
+        "GET", "/metrics", "Prometheus metrics", "service", auth=False,
+        responses={200: Response("Prometheus text exposition format.",
+                                 schema={"type": "string"}, media_type="text/plain")}),
+]
+
+OPERATIONS: list[Operation] = [*AUTH, *USERS, *SERVICE]

@@ -1,0 +1,28 @@
+"""Session-wide servers: embedded PostgreSQL, NATS and S3 (or external ones from the environment)
+and the whole Parley system on a free port, started once and shared by the e2e tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from parley.stack import Stack, StackOptions, running_stack
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = Path(os.environ.get("PARLEY_TEST_DATA_DIR") or tmp_path_factory.mktemp("parley"))
+    options = StackOptions(data_dir=data_dir, port=free_port(), log_dir=data_dir / "logs",
+                           extra_env={"CONSISTENCY_TIMEOUT": "10"})
+    with running_stack(options) as running:
+        yield running
