@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require("database_url", "jwt_key_file")
     state: dict[str, Context] = {}
+    # Keyed fingerprints of idempotent requests (bodies hold passwords): a secret per deployment.
+    secret = hashlib.sha256(b"idempotency\0" + Path(settings.jwt_key_file).read_bytes()).digest()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,9 +51,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                  settings.login_max_failures_per_account,
                                  settings.login_max_failures_per_address)
         await throttle.create_tables()
-        secret = hashlib.sha256(b"idempotency\0" + Path(settings.jwt_key_file).read_bytes())
         ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
-                      throttle=throttle, waiter=waiter, fingerprint_secret=secret.digest())
+                      throttle=throttle, waiter=waiter, fingerprint_secret=secret)
         app.state.context = state["ctx"] = ctx
         try:
             yield

@@ -1,4 +1,4 @@
-"""The Parley application: each public method is one command (load, act, save in one transaction)."""
+"""The Parley application: each public method is a command (load, act, save in one transaction)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ class Parley(Application[UUID]):
 
     def find_user_by_email(self, email: str) -> User | None:
         try:
-            index = self.repository.get(EmailIndex.create_id(ids.normalize_email(email)))
+            index: EmailIndex = self.repository.get(
+                EmailIndex.create_id(ids.normalize_email(email)))
             return self.repository.get(User.create_id(index.user_number))
         except AggregateNotFoundError:
             return None

@@ -13,11 +13,20 @@ from domain import ids
 class User(Aggregate):
     """A registered account with an integer public id."""
 
+    class Registered(Aggregate.Created):
+        """Declared explicitly so projections can type-check against its fields."""
+
+        number: int
+        email: str
+        password_hash: str
+        display_name: str
+        avatar_url: str | None
+
     @staticmethod
     def create_id(number: int) -> UUID:
         return ids.user_id(number)
 
-    @event("Registered")
+    @event(Registered)
     def __init__(self, number: int, email: str, password_hash: str, display_name: str,
                  avatar_url: str | None) -> None:
         self.number = number

@@ -41,7 +41,7 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
     """Create the stream, or bring its configuration in line with the settings."""
     config = stream_config(settings)
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(settings.nats_stream)
     except NotFoundError:
         try:
             await js.add_stream(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,7 +29,7 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None,
+def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None,
                    **extra: Any) -> JSONResponse:
     body = {"detail": detail, **{k: v for k, v in extra.items() if v is not None}}
     return JSONResponse(body, status_code=status, headers=headers)
