@@ -120,8 +120,10 @@ async def logout(request: Request) -> Response:
     ctx = context(request)
     claims = await _verified_refresh(request, ctx)
     assert claims.session_id is not None
-    await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
-    return Response(status_code=204)
+    position = await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
+    if position is None:  # already revoked: logging out twice is fine
+        return Response(status_code=204)
+    return await ctx.written(position, 204, wait=False)
 
 
 def _new_token_id() -> str:

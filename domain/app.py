@@ -126,11 +126,13 @@ class Parley(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
-    def revoke_session(self, session_id: UUID, reason: str) -> None:
+    def revoke_session(self, session_id: UUID, reason: str) -> int | None:
+        """Revoke the family; the position of the revocation, None if it already was."""
         session = self.get_session(session_id)
-        if session is not None and not session.revoked:
-            session.revoke(reason)
-            self._save_ignoring_race(session)
+        if session is None or session.revoked:
+            return None
+        session.revoke(reason)
+        return self._save_ignoring_race(session)
 
     # -- idempotency and persistence --------------------------------------------------------
 
@@ -177,11 +179,11 @@ class Parley(Application[UUID]):
             "This Idempotency-Key was already used; the request completed",
             original_status=record.status, location=record.location)
 
-    def _save_ignoring_race(self, aggregate: Aggregate) -> None:
+    def _save_ignoring_race(self, aggregate: Aggregate) -> int | None:
         try:
-            self.save(aggregate)
+            return max(r.notification.id for r in self.save(aggregate))
         except IntegrityError:
-            pass  # a concurrent command changed it first; revocations are idempotent
+            return None  # a concurrent command changed it first; revocations are idempotent
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return any(True for _ in self.events.get(aggregate_id, limit=1))

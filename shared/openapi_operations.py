@@ -144,7 +144,7 @@ AUTH: list[Operation] = [
         }),
     Operation(
         "POST", f"{API}/auth/logout", "Log out (revoke the refresh token's login)", "auth",
-        request=RefreshRequest, auth=False, idempotent=False, event_position=False,
+        request=RefreshRequest, auth=False, idempotent=False,
         request_example={"refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc..."},
         description="Revokes every refresh token of the presented token's login. "
                     "No `Idempotency-Key` needed.",
