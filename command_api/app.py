@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from command_api import auth
+from command_api import attachments, auth, chats, messages
 from command_api.context import Context
 from command_api.throttle import LoginThrottle
 from domain.app import Parley
@@ -20,6 +20,7 @@ from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
 from shared.settings import Settings
+from shared.storage import Storage
 from shared.tokens import TokenService
 
 API = "/api/v1"
@@ -29,6 +30,15 @@ ROUTES = [
     Route(f"{API}/auth/login", auth.login, methods=["POST"]),
     Route(f"{API}/auth/refresh", auth.refresh, methods=["POST"]),
     Route(f"{API}/auth/logout", auth.logout, methods=["POST"]),
+    Route(f"{API}/chats", chats.create_chat, methods=["POST"]),
+    Route(f"{API}/chats/{{chat_id}}", chats.update_chat, methods=["PATCH"]),
+    Route(f"{API}/chats/{{chat_id}}", chats.delete_chat, methods=["DELETE"]),
+    Route(f"{API}/chats/{{chat_id}}/members", chats.add_members, methods=["POST"]),
+    Route(f"{API}/chats/{{chat_id}}/members/{{user_id}}", chats.remove_member,
+          methods=["DELETE"]),
+    Route(f"{API}/messages", messages.post_message, methods=["POST"]),
+    Route(f"{API}/messages/{{message_id}}", messages.edit_message, methods=["PATCH"]),
+    Route(f"{API}/attachments", attachments.create_attachment, methods=["POST"]),
 ]
 
 
@@ -51,8 +61,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                  settings.login_max_failures_per_account,
                                  settings.login_max_failures_per_address)
         await throttle.create_tables()
+        storage = Storage(settings) if settings.s3_endpoint else None
         ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
-                      throttle=throttle, waiter=waiter, fingerprint_secret=secret)
+                      throttle=throttle, waiter=waiter, fingerprint_secret=secret,
+                      storage=storage)
         app.state.context = state["ctx"] = ctx
         try:
             yield

@@ -11,16 +11,25 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from command_api.idempotency import claim_for
 from command_api.throttle import LoginThrottle
 from domain.app import Parley
-from domain.errors import IdempotencyConflictError
-from shared.http import ApiError
+from domain.errors import (
+    ForbiddenError,
+    IdempotencyConflictError,
+    InvalidCommandError,
+    NotFoundError,
+)
+from domain.store import Claim
+from shared.http import ApiError, authenticate, read_json, validate
 from shared.positions import PositionWaiter
 from shared.schemas import dump
 from shared.settings import Settings
+from shared.storage import Storage
 from shared.tokens import TokenService
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -34,14 +43,34 @@ class Context:
     waiter: PositionWaiter
     fingerprint_secret: bytes
 
+    storage: Storage | None = None
+
     async def run(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a synchronous eventsourcing command off the event loop; map key conflicts."""
+        """Run a synchronous eventsourcing command off the event loop; map domain errors."""
         try:
             return await run_in_threadpool(command, *args, **kwargs)
         except IdempotencyConflictError as exc:
             headers = {"Location": exc.location} if exc.location else None
             raise ApiError(409, exc.detail, headers=headers,
                            original_status=exc.original_status) from None
+        except InvalidCommandError as exc:
+            raise ApiError(400, str(exc)) from None
+        except ForbiddenError as exc:
+            raise ApiError(403, str(exc)) from None
+        except NotFoundError as exc:
+            raise ApiError(404, str(exc)) from None
+
+    async def caller(self, request: Request, model: type[M]) -> tuple[int, Claim, M]:
+        """Authenticate, take the Idempotency-Key (scoped to the user) and parse the body."""
+        user = authenticate(request, self.tokens).user_id
+        raw = await read_json(request)
+        claim = claim_for(request, f"user:{user}", raw, self.fingerprint_secret)
+        return user, claim, validate(model, raw)
+
+    async def bodiless_caller(self, request: Request) -> tuple[int, Claim]:
+        """As `caller`, for DELETE requests without a body."""
+        user = authenticate(request, self.tokens).user_id
+        return user, claim_for(request, f"user:{user}", None, self.fingerprint_secret)
 
     async def written(self, position: int, status: int, body: BaseModel | None = None,
                       location: str | None = None, wait: bool = True) -> Response:

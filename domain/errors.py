@@ -36,3 +36,15 @@ class IdempotencyConflictError(DomainError):
         self.detail = detail
         self.original_status = original_status
         self.location = location
+
+
+class InvalidCommandError(DomainError):
+    """The command is well-formed but not valid here (400), e.g. renaming a direct chat."""
+
+
+class NotFoundError(DomainError):
+    """The chat or message does not exist, was deleted, or is not visible to the caller (404)."""
+
+
+class ForbiddenError(DomainError):
+    """The caller may see the resource but not do this to it (403)."""

@@ -22,3 +22,16 @@ def idempotency_id(scope: str, key: str) -> UUID:
 def normalize_email(email: str) -> str:
     """Emails are unique case-insensitively; the stored display form keeps the user's casing."""
     return email.strip().lower()
+
+
+def chat_id(number: int) -> UUID:
+    return uuid5(NAMESPACE, f"/chats/{number}")
+
+
+def direct_chat_index_id(user_a: int, user_b: int) -> UUID:
+    low, high = sorted((user_a, user_b))
+    return uuid5(NAMESPACE, f"/direct-chats/{low}/{high}")
+
+
+def message_id(number: int) -> UUID:
+    return uuid5(NAMESPACE, f"/messages/{number}")

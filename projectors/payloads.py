@@ -1,13 +1,19 @@
-"""The public payload of each event, published to NATS after the read models committed it."""
+"""The public payload of each event, published to NATS after the read models committed it.
+
+Payloads are a function of the event alone (events carry what they need), so republishing
+after a crash yields byte-identical messages. Message payloads are the REST `MessageOut`.
+"""
 
 from __future__ import annotations
 
 from functools import singledispatch
 
+from domain.chat import Chat
+from domain.message import Message
 from domain.user import User
 from projectors.base import PublicEvent
 from shared import subjects
-from shared.schemas import PublicUser, dump
+from shared.schemas import MessageOut, PublicUser, dump, format_timestamp
 
 
 @singledispatch
@@ -21,3 +27,51 @@ def _(event: User.Registered) -> list[PublicEvent]:
     user = PublicUser(id=event.number, display_name=event.display_name,
                       avatar_url=event.avatar_url)
     return [PublicEvent(subjects.user(event.number), "user.registered", dump(user))]
+
+
+@public_events.register
+def _(event: Chat.Created) -> list[PublicEvent]:
+    created = format_timestamp(event.timestamp)
+    data = {"id": event.number, "title": event.title, "is_group": event.is_group,
+            "created_at": created, "creator_id": event.creator, "last_activity_at": created,
+            "member_ids": event.members}
+    return [PublicEvent(subjects.chat(event.number), "chat.created", data)]
+
+
+@public_events.register
+def _(event: Chat.Renamed) -> list[PublicEvent]:
+    data = {"id": event.chat, "title": event.title}
+    return [PublicEvent(subjects.chat(event.chat), "chat.updated", data)]
+
+
+@public_events.register
+def _(event: Chat.MembersAdded) -> list[PublicEvent]:
+    data = {"chat_id": event.chat, "user_ids": event.user_ids}
+    return [PublicEvent(subjects.chat(event.chat), "chat.member_added", data)]
+
+
+@public_events.register
+def _(event: Chat.MemberRemoved) -> list[PublicEvent]:
+    data = {"chat_id": event.chat, "user_id": event.user_id}
+    return [PublicEvent(subjects.chat(event.chat), "chat.member_removed", data)]
+
+
+@public_events.register
+def _(event: Chat.Deleted) -> list[PublicEvent]:
+    return [PublicEvent(subjects.chat(event.chat), "chat.deleted", {"id": event.chat})]
+
+
+@public_events.register
+def _(event: Message.Posted) -> list[PublicEvent]:
+    message = MessageOut(id=event.number, chat_id=event.chat, author_id=event.author,
+                         type=event.type, content=event.content, payload=event.payload,
+                         ts=event.timestamp)
+    return [PublicEvent(subjects.chat(event.chat), "message.created", dump(message))]
+
+
+@public_events.register
+def _(event: Message.Edited) -> list[PublicEvent]:
+    message = MessageOut(id=event.number, chat_id=event.chat, author_id=event.author,
+                         type=event.type, content=event.content, payload=event.payload,
+                         ts=event.posted_at, edited_at=event.timestamp)
+    return [PublicEvent(subjects.chat(event.chat), "message.updated", dump(message))]

@@ -15,7 +15,10 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 
 from domain.app import Parley
+from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
+from projectors.chats import ChatsProjection
+from projectors.messages import MessagesProjection
 from projectors.users import UsersProjection
 from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
 from shared.settings import Settings
@@ -26,7 +29,7 @@ BATCH_SIZE = 1000
 
 def live_projections() -> list[Projection]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
-    return [UsersProjection()]
+    return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection()]
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from query_api import docs, users
+from query_api import attachments, chats, docs, messages, users
 from query_api.context import Context
 from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
 from shared.settings import Settings
+from shared.storage import Storage
 from shared.tokens import TokenService
 
 API = "/api/v1"
@@ -22,6 +23,12 @@ API = "/api/v1"
 ROUTES = [
     Route(f"{API}/users/me", users.me, methods=["GET"]),
     Route(f"{API}/users/{{user_id}}", users.profile, methods=["GET"]),
+    Route(f"{API}/chats", chats.list_chats, methods=["GET"]),
+    Route(f"{API}/chats/{{chat_id}}", chats.get_chat, methods=["GET"]),
+    Route(f"{API}/chats/{{chat_id}}/members", chats.list_members, methods=["GET"]),
+    Route(f"{API}/messages", messages.list_messages, methods=["GET"]),
+    Route(f"{API}/messages/{{message_id}}", messages.get_message, methods=["GET"]),
+    Route(f"{API}/attachments/{{attachment_id}}", attachments.get_attachment, methods=["GET"]),
 ]
 
 
@@ -37,7 +44,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await pool.open(wait=True)
         waiter = PositionWaiter(settings.database_url)
         await waiter.start()
-        ctx = Context(settings=settings, pool=pool, tokens=TokenService(settings), waiter=waiter)
+        storage = Storage(settings) if settings.s3_endpoint else None
+        ctx = Context(settings=settings, pool=pool, tokens=TokenService(settings), waiter=waiter,
+                      storage=storage)
         app.state.context = state["ctx"] = ctx
         try:
             yield

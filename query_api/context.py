@@ -10,6 +10,7 @@ from starlette.requests import Request
 from shared.http import ApiError, authenticate
 from shared.positions import PositionWaiter
 from shared.settings import Settings
+from shared.storage import Storage
 from shared.tokens import TokenClaims, TokenService
 
 
@@ -21,6 +22,7 @@ class Context:
     pool: AsyncConnectionPool
     tokens: TokenService
     waiter: PositionWaiter
+    storage: Storage | None = None
 
 
 async def reader(request: Request) -> tuple[Context, TokenClaims]:

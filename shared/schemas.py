@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +13,8 @@ from pydantic import (
     EmailStr,
     Field,
     PlainSerializer,
+    Strict,
+    StrictBool,
     StringConstraints,
 )
 
@@ -103,6 +106,126 @@ class PublicUser(Output):
 class RegisterResponse(Output):
     user: UserOut
     tokens: TokenPair
+
+
+# -- chats ---------------------------------------------------------------------------------
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Strict: "1" or true are not ids, "yes" is not a boolean (lax coercion would accept them).
+UserId = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
+
+
+class ChatCreate(Input):
+    title: Title | None = None
+    is_group: StrictBool
+    member_ids: Annotated[list[UserId], Field(max_length=500)]
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "title": "New Project Discussion", "is_group": True, "member_ids": [2, 3, 4]}]})
+
+
+class ChatUpdate(Input):
+    title: Title
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "title": "Updated Chat Title"}]})
+
+
+class MembersAdd(Input):
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)]
+
+
+class ChatOut(Output):
+    """A chat as its members see it (a direct chat's title is the other member's name)."""
+
+    id: int
+    title: str | None
+    is_group: bool
+    created_at: Timestamp
+    creator_id: int
+    last_activity_at: Timestamp | None = None
+
+
+class MembersOut(Output):
+    """The chat's members after a change."""
+
+    chat_id: int
+    member_ids: list[int]
+
+
+class MemberOut(Output):
+    id: int
+    display_name: str
+    avatar_url: str | None
+    joined_at: Timestamp
+
+
+# -- messages ------------------------------------------------------------------------------
+
+class VoicePayload(Input):
+    attachment_id: UUID
+    duration_ms: Annotated[int, Strict(), Field(ge=1, le=600_000)]
+    codec: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+-]{0,19}$")]
+    waveform: Annotated[list[Annotated[int, Strict(), Field(ge=0, le=255)]],
+                        Field(max_length=512)] | None = None
+
+
+class MessageCreate(Input):
+    chat_id: UserId
+    type: Literal["text", "voice", "system"]
+    content: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    payload: VoicePayload | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"chat_id": 1, "type": "text", "content": "Hello everyone!"},
+        {"chat_id": 1, "type": "voice", "content": None, "payload": {
+            "attachment_id": "550e8400-e29b-41d4-a716-446655440000", "duration_ms": 5000,
+            "codec": "opus", "waveform": [10, 20, 30, 40, 50]}}]})
+
+
+class MessageEdit(Input):
+    content: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    payload: None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "content": "Updated message text", "payload": None}]})
+
+
+class MessageOut(Output):
+    """A message exactly as REST returns it and WebSocket frames carry it."""
+
+    id: int
+    chat_id: int
+    author_id: int
+    type: str
+    content: str | None
+    payload: dict[str, Any] | None
+    ts: Timestamp
+    edited_at: Timestamp | None = None
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+class AttachmentCreate(Input):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127)]
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "filename": "audio.opus", "content_type": "audio/opus"}]})
+
+
+class AttachmentUpload(Output):
+    """A presigned POST: send every `fields` entry, then the file, to `url`."""
+
+    attachment_id: UUID
+    url: str
+    fields: dict[str, str]
+    expires_at: Timestamp
+
+
+class AttachmentDownload(Output):
+    url: str
+    expires_at: Timestamp
 
 
 # -- errors --------------------------------------------------------------------------------

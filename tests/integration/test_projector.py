@@ -96,6 +96,6 @@ def test_tracking_refuses_to_apply_a_position_twice(app: Parley, settings: Setti
     runner = ProjectionRunner(settings, [UsersProjection()], app=app)
     drain(runner)
     runner.positions["users"] = 0  # a confused runner that believes it is behind
-    with pytest.raises(Exception, match="tracking|IntegrityError|duplicate"):
+    with pytest.raises(Exception, match=r"tracking|IntegrityError|duplicate"):
         runner.process_batch()
     assert len(rows(settings)) == 3

@@ -1,0 +1,141 @@
+"""Chat, message and attachment commands. Membership is checked here, on the write side."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.attachment import Attachment
+from domain.chat import Chat, DirectChatIndex
+from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
+from domain.message import SYSTEM, Message
+from domain.store import Claim, EventStoreApp, Outcome
+from domain.user import User
+
+
+def chat_location(number: int) -> str:
+    return f"/api/v1/chats/{number}"
+
+
+def message_location(number: int) -> str:
+    return f"/api/v1/messages/{number}"
+
+
+class ChatCommands(EventStoreApp):
+    """Create, rename, delete chats; change members; post and edit messages; attachments."""
+
+    def _chat(self, number: int) -> Chat:
+        return self._load(Chat.create_id(number), Chat, "Chat not found")
+
+    def _system_message(self, chat: Chat, by: int, action: str, **details: Any) -> Message:
+        """The server's own note of a change, posted in the chat it describes."""
+        return Message(number=self._next_number("message"), chat=chat.number, author=by,
+                       type=SYSTEM, content=action.replace("_", " "),
+                       payload={"action": action, **details})
+
+    def _check_users(self, numbers: list[int]) -> None:
+        unknown = [n for n in numbers if not self._exists(User.create_id(n))]
+        if unknown:
+            raise InvalidCommandError(f"Unknown user ids: {unknown}")
+
+    def create_chat(self, claim: Claim, creator: int, title: str | None, is_group: bool,
+                    member_ids: list[int]) -> Outcome[tuple[Chat, bool]]:
+        """A group chat, or the pair's one direct chat (returned, not created, if it exists)."""
+        others = [m for m in dict.fromkeys(member_ids) if m != creator]
+        if is_group and not title:
+            raise InvalidCommandError("title is required for a group chat")
+        if not is_group and len(others) != 1:
+            raise InvalidCommandError("A direct chat needs exactly one other user in member_ids")
+        self._check_users(others)
+        if not is_group:
+            existing = self._existing_direct(creator, others[0])
+            if existing is not None:
+                return existing
+        chat = Chat(number=self._next_number("chat"), creator=creator, title=title,
+                    is_group=is_group, members=[creator, *others])
+        extra = [] if is_group else [DirectChatIndex(creator, others[0], chat.number)]
+        note = self._system_message(chat, creator, "chat_created", title=title)
+        try:
+            position = self._save(claim, 201, chat_location(chat.number), chat, note, *extra)
+        except IntegrityError:
+            existing = None if is_group else self._existing_direct(creator, others[0])
+            if existing is None:
+                raise
+            return existing  # the pair's direct chat was created concurrently
+        return Outcome((chat, True), position)
+
+    def _existing_direct(self, user_a: int, user_b: int) -> Outcome[tuple[Chat, bool]] | None:
+        index_id = DirectChatIndex.create_id(user_a, user_b)
+        if not self._exists(index_id):
+            return None
+        index: DirectChatIndex = self.repository.get(index_id)
+        chat = self._chat(index.chat_number)
+        if chat.deleted:
+            raise InvalidCommandError("The direct chat with this user was deleted")
+        return Outcome((chat, False), 0)
+
+    def rename_chat(self, claim: Claim, by: int, number: int, title: str) -> Outcome[Chat]:
+        chat = self._chat(number)
+        chat.rename(by, title)
+        note = self._system_message(chat, by, "chat_renamed", title=title)
+        return Outcome(chat, self._save(claim, 200, chat_location(number), chat, note))
+
+    def delete_chat(self, claim: Claim, by: int, number: int) -> Outcome[Chat]:
+        chat = self._chat(number)
+        chat.delete(by)
+        return Outcome(chat, self._save(claim, 204, None, chat))
+
+    def add_members(self, claim: Claim, by: int, number: int,
+                    user_ids: list[int]) -> Outcome[Chat]:
+        chat = self._chat(number)
+        chat.check_visible_to(by)
+        self._check_users(user_ids)
+        added = chat.add_members(by, user_ids)
+        notes = [self._system_message(chat, by, "members_added", user_ids=added)] if added else []
+        return Outcome(chat, self._save(claim, 200, None, chat, *notes))
+
+    def remove_member(self, claim: Claim, by: int, number: int, user_id: int) -> Outcome[Chat]:
+        chat = self._chat(number)
+        chat.remove_member(by, user_id)
+        action = "member_left" if by == user_id else "member_removed"
+        note = self._system_message(chat, by, action, user_id=user_id)
+        return Outcome(chat, self._save(claim, 204, None, chat, note))
+
+    def check_chat_member(self, user: int, chat_number: int) -> None:
+        """404 unknown or deleted chat, 403 not a member."""
+        self._chat(chat_number).check_visible_to(user)
+
+    def post_message(self, claim: Claim, author: int, chat_number: int, type: str,
+                     content: str | None, payload: dict[str, Any] | None) -> Outcome[Message]:
+        chat = self._chat(chat_number)
+        chat.check_visible_to(author)
+        message = Message(number=self._next_number("message"), chat=chat_number, author=author,
+                          type=type, content=content, payload=payload)
+        return Outcome(message, self._save(claim, 201, message_location(message.number), message))
+
+    def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
+        message = self._load(Message.create_id(number), Message, "Message not found")
+        try:
+            self._chat(message.chat).check_visible_to(by)
+        except (NotFoundError, ForbiddenError) as exc:  # not visible: as if it did not exist
+            raise NotFoundError("Message not found") from exc
+        message.edit(by, content)
+        return Outcome(message, self._save(claim, 200, message_location(number), message))
+
+    def request_attachment(self, claim: Claim, owner: int, attachment_id: UUID, key: str,
+                           filename: str, content_type: str) -> Outcome[Attachment]:
+        attachment = Attachment(attachment_id=str(attachment_id), owner=owner, key=key,
+                                filename=filename, content_type=content_type)
+        return Outcome(attachment, self._save(claim, 200, None, attachment))
+
+    def attachment_of(self, owner: int, attachment_id: UUID) -> Attachment:
+        """The caller's own attachment, or InvalidCommandError (a voice message's 400)."""
+        try:
+            attachment = self._load(attachment_id, Attachment, "Attachment not found")
+        except NotFoundError:
+            raise InvalidCommandError("Unknown attachment") from None
+        if attachment.owner != owner:
+            raise InvalidCommandError("Unknown attachment")
+        return attachment

@@ -1,0 +1,134 @@
+"""The event-store application base: atomic saves with idempotency keys, and integer ids."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from domain.errors import IdempotencyConflictError, NotFoundError
+from domain.idempotency import IdempotencyKey
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+NUMBERED = ("user", "chat", "message")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key as presented by one caller for one request."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What a command produced and the log position the read models must reach to show it."""
+
+    value: T
+    position: int
+
+
+class EventStoreApp(Application[UUID]):
+    """Saves aggregates together with the caller's idempotency key in one transaction."""
+
+    idempotency_ttl: float = 24 * 3600.0
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._next_number = self._number_allocator()
+
+    def check_claim(self, claim: Claim) -> None:
+        """Fail fast (before costly work) when the key is already taken."""
+        self._check_claim(claim)
+
+    def _load(self, aggregate_id: UUID, kind: type[A], missing: str) -> A:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(missing) from None
+        assert isinstance(aggregate, kind)
+        return aggregate
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return any(True for _ in self.events.get(aggregate_id, limit=1))
+
+    def _save(self, claim: Claim | None, status: int, location: str | None,
+              *aggregates: Aggregate) -> int:
+        """Save the aggregates and the key's record in one transaction; return the position."""
+        record = self._claim(claim, status, location) if claim else None
+        try:
+            recordings = self.save(*aggregates, record)
+        except IntegrityError:
+            if claim is not None:
+                self._check_claim(claim, racing=True)
+            raise
+        return max(r.notification.id for r in recordings)
+
+    def _save_ignoring_race(self, aggregate: Aggregate) -> int | None:
+        try:
+            return max(r.notification.id for r in self.save(aggregate))
+        except IntegrityError:
+            return None  # a concurrent command changed it first; revocations are idempotent
+
+    def _claim(self, claim: Claim, status: int, location: str | None) -> IdempotencyKey:
+        record = self._check_claim(claim)
+        if record is None:
+            return IdempotencyKey(scope=claim.scope, key=claim.key,
+                                  fingerprint=claim.fingerprint, status=status, location=location)
+        record.reuse(claim.fingerprint, status, location)
+        return record
+
+    def _check_claim(self, claim: Claim, *, racing: bool = False) -> IdempotencyKey | None:
+        """Raise if the key is taken; return an expired record that may be reused."""
+        try:
+            record: IdempotencyKey = self.repository.get(
+                IdempotencyKey.create_id(claim.scope, claim.key))
+        except AggregateNotFoundError:
+            return None
+        if record.expired(self.idempotency_ttl) and not racing:
+            return record
+        if racing:
+            raise IdempotencyConflictError(
+                "A request with this Idempotency-Key is in progress or has completed")
+        if record.fingerprint != claim.fingerprint:
+            raise IdempotencyConflictError(
+                "This Idempotency-Key was already used for a different request")
+        raise IdempotencyConflictError(
+            "This Idempotency-Key was already used; the request completed",
+            original_status=record.status, location=record.location)
+
+    def _number_allocator(self) -> Callable[[str], int]:
+        """Integer public ids: a PostgreSQL sequence per kind, or a counter in memory."""
+        recorder: Any = self.recorder
+        if isinstance(recorder, PostgresApplicationRecorder):
+            datastore = recorder.datastore
+            with datastore.transaction(commit=True) as curs:
+                for kind in NUMBERED:
+                    curs.execute(f"CREATE SEQUENCE IF NOT EXISTS parley_{kind}_numbers")
+
+            def allocate(kind: str) -> int:
+                with datastore.get_connection() as conn:
+                    row = conn.execute(f"SELECT nextval('parley_{kind}_numbers') AS n").fetchone()
+                    assert row is not None
+                    return int(row["n"])
+
+            return allocate
+        counters = {kind: itertools.count(1) for kind in NUMBERED}
+        lock = threading.Lock()
+
+        def allocate_in_memory(kind: str) -> int:
+            with lock:
+                return next(counters[kind])
+
+        return allocate_in_memory

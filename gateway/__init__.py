@@ -1,0 +1,1 @@
+"""Live delivery: NATS JetStream to WebSocket `/ws`; one consumer per process, one queue each."""

@@ -1,0 +1,100 @@
+"""The gateway's ASGI app: `uvicorn gateway.app:create_app --factory` (or inside parley.edge).
+
+Run uvicorn with `--ws-ping-interval 20 --ws-ping-timeout 20 --ws-max-size 65536`: uvicorn's
+protocol pings are the server keepalive (Starlette has no ping API), and the size limit makes
+uvicorn refuse an oversized frame (1009) before buffering it; the session checks it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.auth import admit
+from gateway.connection import Connection
+from gateway.feed import Feed
+from gateway.router import Router
+from parley import logfilter
+from shared.service import middleware, service_routes
+from shared.settings import Settings
+from shared.tokens import TokenService
+
+log = logging.getLogger("parley.gateway")
+# How long start-up waits for the stream (created by the projector) before going on without
+# it; the feed keeps trying and /readyz says so meanwhile.
+STREAM_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class Context:
+    """The per-process resources: one NATS connection, its feed, and the router."""
+
+    nc: NATS
+    feed: Feed
+    router: Router
+    tokens: TokenService
+
+
+async def _nats_error(exc: Exception) -> None:
+    log.warning("nats: %s", exc)
+
+
+async def _nats_disconnected() -> None:
+    log.warning("nats: disconnected, reconnecting")
+
+
+async def _nats_reconnected() -> None:
+    log.info("nats: reconnected")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    settings.require("nats_url", "jwt_key_file")
+    logfilter.install()
+    state: dict[str, Context] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nc = await nats.connect(settings.nats_url, name="parley-gateway",
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                error_cb=_nats_error, disconnected_cb=_nats_disconnected,
+                                reconnected_cb=_nats_reconnected)
+        router = Router()
+        feed = Feed(nc, settings.nats_stream, router)
+        try:
+            await feed.start(wait=STREAM_WAIT_SECONDS)
+            state["ctx"] = Context(nc=nc, feed=feed, router=router,
+                                   tokens=TokenService(settings))
+            yield
+        finally:
+            state.pop("ctx", None)
+            await feed.stop()
+            await nc.close()
+
+    async def ready() -> str | None:
+        ctx = state.get("ctx")
+        if ctx is None:
+            return "starting"
+        if not ctx.nc.is_connected:
+            return "nats disconnected"
+        if not ctx.feed.live.is_set():
+            return f"waiting for stream {settings.nats_stream}"
+        return None
+
+    async def live(websocket: WebSocket) -> None:
+        ctx = state["ctx"]
+        with contextlib.suppress(WebSocketDisconnect):
+            claims = await admit(websocket, ctx.tokens, settings.cors_origins)
+            if claims is not None:
+                await Connection(websocket, claims, ctx.tokens, ctx.router).serve()
+
+    return Starlette(routes=[WebSocketRoute("/ws", live), *service_routes(ready)],
+                     lifespan=lifespan, middleware=middleware(settings, "gateway"))

@@ -1,0 +1,56 @@
+"""`GET /chats`, `GET /chats/{id}`, `GET /chats/{id}/members` from the chat read models."""
+
+from __future__ import annotations
+
+from psycopg.rows import dict_row
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from query_api.access import check_member
+from query_api.context import reader
+from shared.http import int_param
+from shared.schemas import ChatOut, MemberOut, dump
+
+# A direct chat has no title of its own: each viewer sees the other member's name.
+CHAT_COLUMNS = """c.id, COALESCE(c.title, (
+        SELECT u.display_name FROM chat_members o JOIN users u ON u.id = o.user_id
+        WHERE o.chat_id = c.id AND o.user_id <> %(viewer)s ORDER BY o.user_id LIMIT 1)) AS title,
+    c.is_group, c.created_at, c.creator_id, c.last_activity_at"""
+
+
+async def list_chats(request: Request) -> Response:
+    ctx, claims = await reader(request)
+    async with ctx.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            f"SELECT {CHAT_COLUMNS} FROM chat_members m JOIN chats c ON c.id = m.chat_id"
+            " WHERE m.user_id = %(viewer)s AND c.deleted_at IS NULL"
+            " ORDER BY c.last_activity_at DESC, c.id DESC", {"viewer": claims.user_id})
+        rows = await cur.fetchall()
+    return JSONResponse([dump(ChatOut.model_validate(row)) for row in rows])
+
+
+async def get_chat(request: Request) -> Response:
+    ctx, claims = await reader(request)
+    chat_id = int_param(request.path_params["chat_id"], "chat_id")
+    async with ctx.pool.connection() as conn:
+        await check_member(conn, chat_id, claims.user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = %(chat)s",
+                          {"viewer": claims.user_id, "chat": chat_id})
+        row = await cur.fetchone()
+    return JSONResponse(dump(ChatOut.model_validate(row)))
+
+
+async def list_members(request: Request) -> Response:
+    ctx, claims = await reader(request)
+    chat_id = int_param(request.path_params["chat_id"], "chat_id")
+    async with ctx.pool.connection() as conn:
+        await check_member(conn, chat_id, claims.user_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT u.id, u.display_name, u.avatar_url, m.joined_at FROM chat_members m"
+            " JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s ORDER BY m.joined_at, u.id",
+            (chat_id,))
+        rows = await cur.fetchall()
+    return JSONResponse([dump(MemberOut.model_validate(row)) for row in rows])

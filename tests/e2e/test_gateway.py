@@ -1,0 +1,316 @@
+"""`/ws` against the running system, as a browser or an app uses it: who may connect, which
+frames arrive, and when the server closes (CONTRACT.md, "WebSocket /ws")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import nats
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
+
+from parley.stack import Stack
+from shared import subjects
+from shared.settings import Settings
+from shared.tokens import TokenService
+from tests.e2e.client import Api
+
+T = TypeVar("T")
+TIMEOUT = 15.0
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)
+
+
+@pytest.fixture(scope="module")
+def settings(stack: Stack) -> Settings:
+    return Settings.from_env(stack.env)
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(work, 60))
+
+
+def ws_url(stack: Stack, **params: str) -> str:
+    query = f"?{urlencode(params)}" if params else ""
+    return f"ws{stack.base_url.removeprefix('http')}/ws{query}"
+
+
+def new_user(api: Api) -> tuple[int, str]:
+    body = api.register()
+    return body["user"]["id"], body["tokens"]["access_token"]
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def frame_at(ws: ClientConnection, sequence: int) -> dict[str, Any]:
+    """The frame with this cursor, after any earlier ones, which may only be the user's own
+    `user.registered` (the projector publishes it after registration, perhaps after we connect).
+    """
+    while (frame := await next_frame(ws))["cursor"] != str(sequence):
+        assert frame["event"] == "user.registered", frame
+    return frame
+
+
+async def close_code(ws: ClientConnection, *, registered: bool = False) -> int:
+    """Wait for the server's close frame; any frame before it fails the test, except the user's
+    own `user.registered` when `registered` (an authenticated socket may get it first)."""
+    try:
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
+            if not (registered and json.loads(frame)["event"] == "user.registered"):
+                raise AssertionError(f"expected the server to close, got a frame: {frame!r}")
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None, f"no close frame: {closed}"
+        return closed.rcvd.code
+
+
+async def refused(url: str, **options: Any) -> int:
+    async with connect(url, open_timeout=TIMEOUT, **options) as ws:
+        return await close_code(ws)
+
+
+async def pong(ws: ClientConnection) -> dict[str, Any]:
+    await ws.send(json.dumps({"type": "ping"}))
+    while (frame := await next_frame(ws))["event"] == "user.registered":
+        pass
+    return frame
+
+
+async def publish(settings: Settings, user_id: int, event: str, data: dict[str, Any]) -> int:
+    """Put a message on the user's subject as the projector would; returns its stream sequence.
+    (No endpoint changes a profile yet, so this stands in for a `user.*` event.)"""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        body = json.dumps({"event": event, "data": data, "position": 0}).encode()
+        ack = await nc.jetstream().publish(subjects.user(user_id), body,
+                                           stream=settings.nats_stream)
+        return ack.seq
+    finally:
+        await nc.close()
+
+
+# -- who may connect ----------------------------------------------------------------------
+
+def test_no_token_is_closed_4401_before_any_frame(stack: Stack) -> None:
+    assert run(refused(ws_url(stack))) == 4401
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."])
+def test_a_bad_token_is_closed_4401(stack: Stack, token: str) -> None:
+    assert run(refused(ws_url(stack, token=token))) == 4401
+    assert run(refused(ws_url(stack), additional_headers={"Authorization": f"Bearer {token}"})) \
+        == 4401
+
+
+def test_a_refresh_token_is_not_an_access_token(api: Api, stack: Stack) -> None:
+    refresh = api.register()["tokens"]["refresh_token"]
+    assert run(refused(ws_url(stack, token=refresh))) == 4401
+
+
+def test_a_foreign_origin_is_closed_4403(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+    assert run(refused(ws_url(stack, token=token), origin=Origin("https://evil.example"))) == 4403
+    # Origin is checked first: a foreign page learns nothing about the token it sent
+    assert run(refused(ws_url(stack, token="garbage"),
+                       origin=Origin("https://evil.example"))) == 4403
+
+
+def test_same_host_origin_and_no_origin_are_allowed(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+    same_host = Origin(f"http://{urlsplit(stack.base_url).netloc}")
+
+    async def scenario() -> None:
+        for origin in (same_host, None):
+            async with connect(ws_url(stack, token=token), origin=origin) as ws:
+                assert await pong(ws) == {"event": "pong"}
+
+    run(scenario())
+
+
+def test_query_token_connects(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token)) as ws:
+            assert await pong(ws) == {"event": "pong"}
+
+    run(scenario())
+
+
+def test_authorization_header_connects(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack),
+                           additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            assert await pong(ws) == {"event": "pong"}
+
+    run(scenario())
+
+
+def test_the_query_token_never_reaches_the_log(api: Api, stack: Stack) -> None:
+    log_file = Path(stack.env["PARLEY_DATA_DIR"]) / "logs" / "api.log"
+    if not log_file.exists():
+        pytest.skip(f"the api log is not at {log_file}")
+    _, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token)) as ws:
+            await pong(ws)
+
+    run(scenario())
+    text = log_file.read_text(errors="replace")
+    assert token not in text
+    assert '"WebSocket /ws?token=[REDACTED]" [accepted]' in text
+
+
+# -- frames ---------------------------------------------------------------------------------
+
+def test_own_events_arrive_and_nobody_else_gets_them(api: Api, stack: Stack,
+                                                     settings: Settings) -> None:
+    alice, alice_token = new_user(api)
+    bob, bob_token = new_user(api)
+    profile = {"id": alice, "display_name": "Alice", "avatar_url": None}
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=alice_token)) as a, \
+                connect(ws_url(stack, token=bob_token)) as b:
+            sequence = await publish(settings, alice, "user.updated", profile)
+            assert await frame_at(a, sequence) == {"event": "user.updated", "data": profile,
+                                                   "cursor": str(sequence)}
+            # Frames arrive in stream order, so had Alice's event reached Bob it would have come
+            # before his own later one (frame_at fails on anything but his registration).
+            later = await publish(settings, bob, "user.updated", {"id": bob})
+            assert (await frame_at(b, later))["data"] == {"id": bob}
+            later_for_alice = await publish(settings, alice, "user.updated", {"id": alice})
+            assert (await frame_at(a, later_for_alice))["data"] == {"id": alice}
+
+    run(scenario())
+
+
+def test_every_connection_of_the_user_gets_the_event(api: Api, stack: Stack,
+                                                      settings: Settings) -> None:
+    user, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token)) as phone, \
+                connect(ws_url(stack, token=token)) as laptop:
+            sequence = await publish(settings, user, "user.updated", {"id": user})
+            for ws in (phone, laptop):
+                assert (await frame_at(ws, sequence))["data"] == {"id": user}
+
+    run(scenario())
+
+
+def test_unknown_types_are_ignored_and_malformed_frames_closed_4400(api: Api,
+                                                                    stack: Stack) -> None:
+    _, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token)) as ws:
+            await ws.send(json.dumps({"type": "typing", "chat_id": 1}))
+            assert await pong(ws) == {"event": "pong"}
+        for bad in ("{not json", "[1, 2]", json.dumps({"kind": "ping"}), b"\xff\xfe"):
+            async with connect(ws_url(stack, token=token)) as ws:
+                await ws.send(bad)
+                assert await close_code(ws, registered=True) == 4400, bad
+
+    run(scenario())
+
+
+def test_a_frame_over_64_kib_is_closed_1009(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token)) as ws:
+            await ws.send(json.dumps({"type": "ping", "pad": "x" * (64 * 1024)}))
+            assert await close_code(ws, registered=True) == 1009
+
+    run(scenario())
+
+
+def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
+        api: Api, stack: Stack, settings: Settings) -> None:
+    user, token = new_user(api)
+    count, pad = 1500, "x" * 16_000  # 24 MB: more than the outbox plus every socket buffer
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=token), max_queue=1) as slow, \
+                connect(ws_url(stack, token=token)) as fast:
+            nc = await nats.connect(settings.nats_url)
+            try:
+                for i in range(count):
+                    body = {"event": "test.bulk", "data": {"i": i, "pad": pad}, "position": 0}
+                    await nc.publish(subjects.user(user), json.dumps(body).encode())
+                last = await publish(settings, user, "test.last", {})
+            finally:
+                await nc.close()
+            received = 0
+            while (frame := await next_frame(fast))["event"] != "test.last":
+                if frame["event"] == "user.registered":
+                    continue
+                assert frame["data"]["i"] == received
+                received += 1
+            assert received == count and frame["cursor"] == str(last)
+            # the gateway has offered `slow` everything by now; it reads what was in flight
+            late = 0
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(slow.recv(), TIMEOUT)
+                    late += 1
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+            assert late < count
+
+    run(scenario())
+
+
+# -- tokens during the session ----------------------------------------------------------------
+
+def test_auth_frame_with_a_bad_or_foreign_token_is_closed_4401(api: Api, stack: Stack) -> None:
+    _, token = new_user(api)
+    _, other = new_user(api)
+
+    async def scenario() -> None:
+        for frame in ({"type": "auth", "token": other}, {"type": "auth", "token": "garbage"},
+                      {"type": "auth"}):
+            async with connect(ws_url(stack, token=token)) as ws:
+                await ws.send(json.dumps(frame))
+                assert await close_code(ws, registered=True) == 4401, frame
+
+    run(scenario())
+
+
+def test_expiry_closes_4401_unless_a_fresh_token_arrives(api: Api, stack: Stack,
+                                                         settings: Settings) -> None:
+    user, fresh = new_user(api)
+    short_lived = TokenService(replace(settings, access_token_ttl=2))
+    # issued first, so the refreshed socket's first deadline is no later than the other's
+    refreshed_token, _ = short_lived.issue("access", user)
+    expiring_token, _ = short_lived.issue("access", user)
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=refreshed_token)) as refreshed, \
+                connect(ws_url(stack, token=expiring_token)) as expiring:
+            started = time.monotonic()
+            await refreshed.send(json.dumps({"type": "auth", "token": fresh}))
+            assert await close_code(expiring, registered=True) == 4401
+            elapsed = time.monotonic() - started
+            assert 1.0 <= elapsed <= 8.0, elapsed  # exp (<= 2 s) + the 5 s leeway
+            # past its first token's expiry too, and still open
+            assert await pong(refreshed) == {"event": "pong"}
+
+    run(scenario())

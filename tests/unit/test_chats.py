@@ -1,0 +1,137 @@
+"""Chat, message and attachment rules on in-memory persistence (no servers)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+
+from domain.app import Claim, Parley
+from domain.errors import (
+    ForbiddenError,
+    IdempotencyConflictError,
+    InvalidCommandError,
+    NotFoundError,
+)
+from domain.message import Message
+
+_keys = itertools.count()
+
+
+def claim(user: int = 1) -> Claim:
+    return Claim(scope=f"user:{user}", key=f"k{next(_keys)}", fingerprint="fp")
+
+
+@pytest.fixture
+def app() -> Parley:
+    parley = Parley(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    for n in range(1, 5):  # users 1..4
+        parley.register_user(Claim("anonymous", f"r{n}", "fp"), f"u{n}@example.com", "h",
+                             f"User {n}", None, "t")
+    return parley
+
+
+def group(app: Parley, creator: int = 1, members: tuple[int, ...] = (2, 3)) -> int:
+    chat, created = app.create_chat(claim(creator), creator, "Team", True, list(members)).value
+    assert created
+    return chat.number
+
+
+def test_group_chat_has_creator_as_member_and_a_system_message(app: Parley) -> None:
+    outcome = app.create_chat(claim(), 1, "Team", True, [2, 3, 2])
+    chat, created = outcome.value
+    assert created and chat.members == [1, 2, 3] and chat.creator == 1
+    assert outcome.position > 0
+
+
+def test_group_needs_a_title_and_known_members(app: Parley) -> None:
+    with pytest.raises(InvalidCommandError):
+        app.create_chat(claim(), 1, None, True, [2])
+    with pytest.raises(InvalidCommandError, match="Unknown user"):
+        app.create_chat(claim(), 1, "T", True, [2, 99])
+
+
+def test_direct_chat_is_unique_per_pair(app: Parley) -> None:
+    first, created = app.create_chat(claim(1), 1, None, False, [2]).value
+    again, created_again = app.create_chat(claim(2), 2, None, False, [1]).value
+    assert created and not created_again and again.number == first.number
+    with pytest.raises(InvalidCommandError):
+        app.create_chat(claim(), 1, None, False, [2, 3])
+    with pytest.raises(InvalidCommandError):
+        app.create_chat(claim(), 1, None, False, [1])
+
+
+def test_rename_rules(app: Parley) -> None:
+    number = group(app)
+    assert app.rename_chat(claim(), 1, number, "New").value.title == "New"
+    with pytest.raises(ForbiddenError):
+        app.rename_chat(claim(2), 2, number, "Mine")
+    with pytest.raises(ForbiddenError):
+        app.rename_chat(claim(4), 4, number, "Outsider")
+    direct, _ = app.create_chat(claim(), 1, None, False, [4]).value
+    with pytest.raises(InvalidCommandError):
+        app.rename_chat(claim(), 1, direct.number, "Nope")
+    with pytest.raises(NotFoundError):
+        app.rename_chat(claim(), 1, 999, "Nope")
+
+
+def test_members_add_remove_and_leave(app: Parley) -> None:
+    number = group(app, members=(2,))
+    assert app.add_members(claim(), 1, number, [3, 2]).value.members == [1, 2, 3]
+    with pytest.raises(ForbiddenError):
+        app.add_members(claim(2), 2, number, [4])
+    with pytest.raises(ForbiddenError):
+        app.remove_member(claim(2), 2, number, 3)
+    app.remove_member(claim(3), 3, number, 3)  # leave
+    app.remove_member(claim(1), 1, number, 2)  # creator removes
+    with pytest.raises(InvalidCommandError):
+        app.remove_member(claim(1), 1, number, 1)
+    with pytest.raises(ForbiddenError):
+        app.post_message(claim(2), 2, number, "text", "still here?", None)
+
+
+def test_delete_rules(app: Parley) -> None:
+    number = group(app)
+    with pytest.raises(ForbiddenError):
+        app.delete_chat(claim(2), 2, number)
+    app.delete_chat(claim(1), 1, number)
+    with pytest.raises(NotFoundError):
+        app.post_message(claim(1), 1, number, "text", "hello?", None)
+    direct, _ = app.create_chat(claim(3), 3, None, False, [4]).value
+    app.delete_chat(claim(4), 4, direct.number)  # either member of a direct chat
+
+
+def test_messages_post_and_edit(app: Parley) -> None:
+    number = group(app)
+    message = app.post_message(claim(2), 2, number, "text", "hi", None).value
+    assert isinstance(message, Message) and message.chat == number
+    edited = app.edit_message(claim(2), 2, message.number, "hello").value
+    assert edited.content == "hello" and edited.edited
+    with pytest.raises(ForbiddenError):
+        app.edit_message(claim(1), 1, message.number, "not mine")
+    with pytest.raises(NotFoundError):
+        app.edit_message(claim(4), 4, message.number, "not visible")
+    with pytest.raises(NotFoundError):
+        app.edit_message(claim(2), 2, 10_000, "missing")
+    with pytest.raises(ForbiddenError):
+        app.post_message(claim(4), 4, number, "text", "outsider", None)
+
+
+def test_attachments_belong_to_their_owner(app: Parley) -> None:
+    attachment_id = uuid.uuid4()
+    app.request_attachment(claim(1), 1, attachment_id, f"{attachment_id}/a.opus", "a.opus",
+                           "audio/opus")
+    assert app.attachment_of(1, attachment_id).key == f"{attachment_id}/a.opus"
+    with pytest.raises(InvalidCommandError):
+        app.attachment_of(2, attachment_id)
+    with pytest.raises(InvalidCommandError):
+        app.attachment_of(1, uuid.uuid4())
+
+
+def test_idempotency_covers_chat_commands(app: Parley) -> None:
+    key = claim()
+    app.create_chat(key, 1, "Team", True, [2])
+    with pytest.raises(IdempotencyConflictError) as info:
+        app.create_chat(key, 1, "Team", True, [2])
+    assert info.value.original_status == 201 and info.value.location.startswith("/api/v1/chats/")
