@@ -28,6 +28,8 @@ ASSETS = frozenset({
 # The schema keywords whose values are data, not schemas: never rewritten.
 DATA_KEYWORDS = frozenset({"example", "examples", "default", "enum", "const"})
 NULL = {"type": "null"}
+NULL_30 = {"enum": [None], "nullable": True}  # a lone `type: null` (OpenAPI 3.0 has no null type)
+NULLS = (NULL, NULL_30)
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -96,8 +98,11 @@ def _downgrade(node: Any) -> Any:
         return node
     out = {key: _downgrade_value(key, value) for key, value in node.items()}
     for keyword in ("anyOf", "oneOf"):
-        if isinstance(out.get(keyword), list) and NULL in out[keyword]:
+        if isinstance(out.get(keyword), list) and any(o in NULLS for o in out[keyword]):
             out = _nullable(out, keyword)
+    if out.get("type") == "null":  # children come first: anyOf above sees them as NULL_30
+        del out["type"]
+        out.update(NULL_30)
     if isinstance(out.get("examples"), list):
         examples = out.pop("examples")
         if examples:
@@ -121,7 +126,7 @@ def _downgrade_value(key: str, value: Any) -> Any:
 
 def _nullable(schema: dict[str, Any], keyword: str) -> dict[str, Any]:
     """`anyOf: [X, {type: null}]` becomes X with `nullable: true`."""
-    rest = [option for option in schema.pop(keyword) if option != NULL]
+    rest = [option for option in schema.pop(keyword) if option not in NULLS]
     schema["nullable"] = True
     if len(rest) != 1:
         schema[keyword] = rest

@@ -11,14 +11,8 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
-from shared.openapi_operations import (
-    API,
-    OPERATIONS,
-    TAGS,
-    Operation,
-    Param,
-    Response,
-)
+from shared.openapi_operations import OPERATIONS, TAGS
+from shared.openapi_types import API, Operation, Param, Response
 from shared.schemas import ErrorOut
 
 __all__ = ["OPERATIONS", "Operation", "Param", "Response", "build_openapi"]

@@ -1,11 +1,14 @@
-"""The public API as a declarative table: one `Operation` per route, read by `shared.openapi`."""
+"""The public API as a declarative table: one `Operation` per route, read by `shared.openapi`.
+
+The vocabulary is in `shared.openapi_types`; the chat, message and attachment operations are in
+`shared.openapi_chats` and `shared.openapi_messages`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
+from shared.openapi_chats import CHATS
+from shared.openapi_messages import ATTACHMENTS, MESSAGES
+from shared.openapi_types import API, Operation, Response
 from shared.schemas import (
     LoginRequest,
     PublicUser,
@@ -16,9 +19,6 @@ from shared.schemas import (
     UserOut,
 )
 
-API = "/api/v1"
-WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
-
 # Mirrors the seed's examples, with the `Z` CONTRACT.md adds to timestamps.
 TOKENS_EXAMPLE = {"access_token": "eyJ0eXAiOiJKV1QiLCJhbGc...",
                   "refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc...",
@@ -28,76 +28,13 @@ USER_EXAMPLE = {"id": 1, "email": "user@example.com", "display_name": "John Doe"
                 "created_at": "2024-03-26T10:00:00Z"}
 PUBLIC_USER_EXAMPLE = {key: USER_EXAMPLE[key] for key in ("id", "display_name", "avatar_url")}
 
-
-@dataclass(frozen=True)
-class Param:
-    """A query, path or header parameter of one operation."""
-
-    name: str
-    location: Literal["query", "path", "header"] = "query"
-    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
-    required: bool = False
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Response:
-    """One documented response: a body type (model, `list[Model]`, raw schema) or none."""
-
-    description: str = ""
-    model: Any = None
-    schema: Mapping[str, Any] | None = None
-    media_type: str = "application/json"
-    example: Any = None
-    headers: Sequence[str] = ()  # names of entries in the document's `components.headers`
-
-
-# status -> a pydantic type (body), a `Response`, a description (errors get `ErrorOut`), or None.
-ResponseSpec = Any
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One public route: method, full path, bodies and the conventions that apply to it."""
-
-    method: str
-    path: str
-    summary: str
-    tag: str
-    request: Any = None  # a pydantic model (validated as a request body)
-    responses: Mapping[int, ResponseSpec] = field(default_factory=dict)
-    auth: bool = True  # bearer access token
-    idempotent: bool = True  # requires `Idempotency-Key` (only meaningful on writes)
-    event_position: bool | None = None  # `X-Event-Position` on success; None: on writes
-    query: Sequence[Param] = ()  # query, header or path parameters (path ones are derived)
-    description: str = ""
-    request_example: Any = None  # defaults to the request model's first `examples` entry
-    operation_id: str = ""  # defaults to method + path
-
-    @property
-    def is_write(self) -> bool:
-        """POST, PATCH and DELETE change state; the conventions for writes apply."""
-        return self.method.upper() in WRITE_METHODS
-
-    @property
-    def needs_idempotency_key(self) -> bool:
-        """Whether the `Idempotency-Key` header is required (CONTRACT.md, Idempotency)."""
-        return self.is_write and self.idempotent
-
-    @property
-    def sends_event_position(self) -> bool:
-        """Whether a success carries `X-Event-Position` (CONTRACT.md, Consistency)."""
-        return self.is_write if self.event_position is None else self.event_position
-
-    @property
-    def waits_for_position(self) -> bool:
-        """Whether the read honours `X-Min-Position` (authenticated reads of read models)."""
-        return self.method.upper() == "GET" and self.auth
-
-
 TAGS: dict[str, str] = {
     "auth": "Accounts and tokens: register, login, refresh (rotating), logout.",
     "users": "The caller's account and other users' public profiles.",
+    "chats": "Group and direct chats and their members.",
+    "messages": "Text and voice messages of a chat, newest first.",
+    "attachments": "Voice files: presigned uploads straight to object storage, and short-lived "
+                   "download URLs.",
     "service": "Health, readiness and metrics of each service; no authentication.",
 }
 
@@ -193,4 +130,4 @@ SERVICE: list[Operation] = [
                                  schema={"type": "string"}, media_type="text/plain")}),
 ]
 
-OPERATIONS: list[Operation] = [*AUTH, *USERS, *SERVICE]
+OPERATIONS: list[Operation] = [*AUTH, *USERS, *CHATS, *MESSAGES, *ATTACHMENTS, *SERVICE]

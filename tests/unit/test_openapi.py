@@ -180,6 +180,74 @@ def test_table_is_extensible_with_list_responses() -> None:
         build_openapi([*OPERATIONS, OPERATIONS[0]])
 
 
+CHAT = "/api/v1/chats/{chat_id}"
+MESSAGE = "/api/v1/messages/{message_id}"
+# Statuses each chat, message and attachment route answers with (CONTRACT.md and the code).
+STATUSES = {
+    ("GET", "/api/v1/chats"): {200, 400, 401},
+    ("POST", "/api/v1/chats"): {200, 201, 400, 401, 409},
+    ("GET", CHAT): {200, 400, 401, 403, 404},
+    ("PATCH", CHAT): {200, 400, 401, 403, 404, 409},
+    ("DELETE", CHAT): {204, 400, 401, 403, 404, 409},
+    ("GET", f"{CHAT}/members"): {200, 400, 401, 403, 404},
+    ("POST", f"{CHAT}/members"): {200, 400, 401, 403, 404, 409},
+    ("DELETE", f"{CHAT}/members/{{user_id}}"): {204, 400, 401, 403, 404, 409},
+    ("GET", "/api/v1/messages"): {200, 400, 401, 403, 404},
+    ("POST", "/api/v1/messages"): {201, 400, 401, 403, 404, 409},
+    ("GET", MESSAGE): {200, 400, 401, 404},
+    ("PATCH", MESSAGE): {200, 400, 401, 403, 404, 409},
+    ("POST", "/api/v1/attachments"): {200, 400, 401, 409},
+    ("GET", "/api/v1/attachments/{attachment_id}"): {200, 400, 401, 404},
+}
+
+
+def test_chat_message_and_attachment_statuses(document: dict[str, Any]) -> None:
+    ops = {(method, path): op for method, path, op in operations(document)}
+    for key, statuses in STATUSES.items():
+        assert {int(status) for status in ops[key]["responses"]} == statuses, key
+        assert ops[key]["security"] == [{"bearerAuth": []}], key
+    create = ops[("POST", "/api/v1/chats")]["responses"]
+    assert "Location" in create["201"]["headers"] and "Location" in create["200"]["headers"]
+    assert create["409"]["content"]["application/json"]["example"]["original_status"] == 201
+    assert "Location" in ops[("POST", "/api/v1/messages")]["responses"]["201"]["headers"]
+
+
+def test_list_bodies_and_paging_parameters(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    for path, model in [("/api/v1/chats", "ChatOut"), (f"{CHAT}/members", "MemberOut"),
+                        ("/api/v1/messages", "MessageOut")]:
+        media = paths[path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert media["schema"] == {"type": "array",
+                                   "items": {"$ref": f"#/components/schemas/{model}"}}
+        assert isinstance(media["example"], list) and media["example"], path
+    params = {p.get("name"): p for p in paths["/api/v1/messages"]["get"]["parameters"]}
+    assert params["chat_id"]["required"] is True and params["chat_id"]["in"] == "query"
+    assert params["before_id"]["required"] is False
+    assert params["limit"]["schema"]["default"] == 50 and "100" in params["limit"]["description"]
+
+
+def test_attachments_document_the_upload_flow(document: dict[str, Any]) -> None:
+    download = document["paths"]["/api/v1/attachments/{attachment_id}"]["get"]
+    path_param = download["parameters"][0]
+    assert (path_param["name"], path_param["in"]) == ("attachment_id", "path")
+    assert path_param["schema"] == {"type": "string", "format": "uuid"}
+    upload = document["paths"]["/api/v1/attachments"]["post"]
+    for phrase in ["multipart/form-data", "`fields`", "last", "Content-Disposition",
+                   "20 MiB", "15 minutes"]:
+        assert phrase in upload["description"], phrase
+    example = upload["responses"]["200"]["content"]["application/json"]["example"]
+    assert {"key", "Content-Type", "policy", "x-amz-signature"} <= example["fields"].keys()
+
+
+def test_openapi_30_copy_spells_null_without_a_null_type() -> None:
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
+    assert docs.to_openapi_30({"s": schema, "n": {"type": "null"}}) == {
+        "s": {"type": "string", "nullable": True, "default": None},
+        "n": {"enum": [None], "nullable": True}, "openapi": "3.0.3"}
+    document = docs.to_openapi_30(build_openapi())
+    assert not [value for key, value in walk(document) if key == "type" and value == "null"]
+
+
 class Assets(HTMLParser):
     """Collects the URLs of scripts, stylesheets and icons of a page."""
 
