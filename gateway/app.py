@@ -43,16 +43,22 @@ class Context:
     tokens: TokenService
 
 
-async def _nats_error(exc: Exception) -> None:
-    log.warning("nats: %s", exc)
+async def connect_nats(settings: Settings) -> NATS:
+    """One connection per process that reconnects forever; the feed resumes where it stopped."""
+    async def error(exc: Exception) -> None:
+        log.warning("nats: %s", exc)
 
+    async def disconnected() -> None:
+        if not nc.is_closed:
+            log.warning("nats: disconnected, reconnecting")
 
-async def _nats_disconnected() -> None:
-    log.warning("nats: disconnected, reconnecting")
+    async def reconnected() -> None:
+        log.info("nats: reconnected")
 
-
-async def _nats_reconnected() -> None:
-    log.info("nats: reconnected")
+    nc = await nats.connect(settings.nats_url, name="parley-gateway", max_reconnect_attempts=-1,
+                            reconnect_time_wait=0.5, error_cb=error,
+                            disconnected_cb=disconnected, reconnected_cb=reconnected)
+    return nc
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -63,10 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nc = await nats.connect(settings.nats_url, name="parley-gateway",
-                                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                error_cb=_nats_error, disconnected_cb=_nats_disconnected,
-                                reconnected_cb=_nats_reconnected)
+        nc = await connect_nats(settings)
         router = Router()
         feed = Feed(nc, settings.nats_stream, router)
         try:

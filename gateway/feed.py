@@ -26,6 +26,9 @@ from shared import subjects
 
 log = logging.getLogger("parley.gateway")
 RETRY_SECONDS = 1.0
+# The consumer is recreated after two missed heartbeats, e.g. once NATS restarted: a short
+# interval keeps that pause in live delivery to a few seconds (nothing is lost meanwhile).
+HEARTBEAT_SECONDS = 2.0
 
 
 class Feed:
@@ -47,10 +50,14 @@ class Feed:
             await asyncio.wait_for(self.live.wait(), wait)
 
     async def stop(self) -> None:
+        """Stop delivering; the server drops the ephemeral consumer once nobody listens."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._sub is not None:
+            with contextlib.suppress(NatsError):
+                await self._sub.unsubscribe()
 
     async def _subscribe(self) -> None:
         js = self.nc.jetstream()
@@ -64,7 +71,8 @@ class Feed:
                 # nats-py restarts from sequence 1; `_on_message` drops those replays.
                 self._sub = await js.subscribe(
                     subjects.all_subjects(), stream=self.stream, cb=self._on_message,
-                    ordered_consumer=True, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    ordered_consumer=True, idle_heartbeat=HEARTBEAT_SECONDS,
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                     config=ConsumerConfig(opt_start_seq=self.sequence + 1))
             except (NatsError, TimeoutError) as exc:
                 if not warned:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -246,17 +247,28 @@ def test_a_frame_over_64_kib_is_closed_1009(api: Api, stack: Stack) -> None:
 def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
         api: Api, stack: Stack, settings: Settings) -> None:
     user, token = new_user(api)
-    count, pad = 1500, "x" * 16_000  # 24 MB: more than the outbox plus every socket buffer
+    # 24 MB, sent uncompressed: well beyond the 1000-frame outbox plus what the socket buffers
+    # hold, which a small receive buffer on the slow side keeps to a few MB
+    count, pad = 1500, "x" * 16_000
 
     async def scenario() -> None:
-        async with connect(ws_url(stack, token=token), max_queue=1) as slow, \
-                connect(ws_url(stack, token=token)) as fast:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        address = urlsplit(stack.base_url)
+        await asyncio.get_running_loop().sock_connect(sock, (address.hostname, address.port))
+        async with connect(ws_url(stack, token=token), sock=sock, max_queue=1,
+                           compression=None) as slow, \
+                connect(ws_url(stack, token=token), compression=None) as fast:
             nc = await nats.connect(settings.nats_url)
             try:
                 for i in range(count):
                     body = {"event": "test.bulk", "data": {"i": i, "pad": pad}, "position": 0}
                     await nc.publish(subjects.user(user), json.dumps(body).encode())
-                last = await publish(settings, user, "test.last", {})
+                # on the same connection, so it is stored after all of them
+                end = {"event": "test.last", "data": {}, "position": 0}
+                last = (await nc.jetstream().publish(subjects.user(user),
+                                                     json.dumps(end).encode())).seq
             finally:
                 await nc.close()
             received = 0

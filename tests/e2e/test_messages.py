@@ -121,7 +121,7 @@ def test_edit_message(pair: tuple[User, User, int], api: Api) -> None:
 
 
 def test_member_who_left_loses_access(pair: tuple[User, User, int]) -> None:
-    ann, bob, chat = pair
+    _, bob, chat = pair
     message = bob.say(chat, "bye")
     assert bob.delete(f"/chats/{chat}/members/{bob.id}").status_code == 204
     assert bob.get("/messages", chat_id=chat).status_code == 403
