@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client as NATS
+from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.auth import admit
-from gateway.connection import Connection
+from gateway.auth import admit, refuse
+from gateway.connection import Connection, Hub
 from gateway.feed import Feed
+from gateway.protocol import CLOSE_MALFORMED
 from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
@@ -35,12 +37,10 @@ STREAM_WAIT_SECONDS = 30.0
 
 @dataclass
 class Context:
-    """The per-process resources: one NATS connection, its feed, and the router."""
+    """The per-process resources: one NATS connection and what sessions share."""
 
     nc: NATS
-    feed: Feed
-    router: Router
-    tokens: TokenService
+    hub: Hub
 
 
 async def connect_nats(settings: Settings) -> NATS:
@@ -63,7 +63,7 @@ async def connect_nats(settings: Settings) -> NATS:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    settings.require("nats_url", "jwt_key_file")
+    settings.require("nats_url", "jwt_key_file", "database_url")
     logfilter.install()
     state: dict[str, Context] = {}
 
@@ -72,15 +72,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         nc = await connect_nats(settings)
         router = Router()
         feed = Feed(nc, settings.nats_stream, router)
+        # Read-only: sessions read their memberships; the gateway never writes.
+        pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
+                                   kwargs={"options": "-c default_transaction_read_only=on"})
         try:
+            await pool.open(wait=True)
             await feed.start(wait=STREAM_WAIT_SECONDS)
-            state["ctx"] = Context(nc=nc, feed=feed, router=router,
-                                   tokens=TokenService(settings))
+            hub = Hub(router=router, tokens=TokenService(settings), feed=feed, pool=pool,
+                      js=nc.jetstream(), stream=settings.nats_stream)
+            state["ctx"] = Context(nc=nc, hub=hub)
             yield
         finally:
             state.pop("ctx", None)
             await feed.stop()
             await nc.close()
+            await pool.close()
 
     async def ready() -> str | None:
         ctx = state.get("ctx")
@@ -88,16 +94,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return "starting"
         if not ctx.nc.is_connected:
             return "nats disconnected"
-        if not ctx.feed.live.is_set():
+        if not ctx.hub.feed.live.is_set():
             return f"waiting for stream {settings.nats_stream}"
         return None
 
     async def live(websocket: WebSocket) -> None:
         ctx = state["ctx"]
         with contextlib.suppress(WebSocketDisconnect):
-            claims = await admit(websocket, ctx.tokens, settings.cors_origins)
-            if claims is not None:
-                await Connection(websocket, claims, ctx.tokens, ctx.router).serve()
+            claims = await admit(websocket, ctx.hub.tokens, settings.cors_origins)
+            if claims is None:
+                return
+            raw = websocket.query_params.get("cursor")
+            cursor = int(raw) if raw is not None and raw.isdigit() else None
+            if raw is not None and cursor is None:
+                await refuse(websocket, CLOSE_MALFORMED, "cursor must be a cursor we sent")
+                return
+            await Connection(websocket, claims, ctx.hub, cursor).serve()
 
     return Starlette(routes=[WebSocketRoute("/ws", live), *service_routes(ready)],
                      lifespan=lifespan, middleware=middleware(settings, "gateway"))

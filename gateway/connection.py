@@ -5,15 +5,11 @@ The router hands frames over synchronously; a client whose outbox is full is clo
 Keepalive is left to uvicorn (`--ws-ping-interval`/`--ws-ping-timeout`): it pings at the
 protocol level, which Starlette's WebSocket cannot, and drops peers that stop answering.
 
-Where the next steps attach:
-- membership: `serve` also joins `parley.chat.<id>` for the chats the user is in when it
-  connects (read at a known log position), and `deliver` joins or leaves a chat subject when a
-  membership event about this user arrives on `parley.user.<id>`; frames come in stream order,
-  so a chat's events are routed exactly from the membership change on.
-- resume: with `?cursor=N`, the session registers (buffering live frames) and replays the
-  stream after N through a short-lived consumer, then sends the buffered frames with a
-  sequence above the last replayed one; a cursor older than the stream's first sequence gets
-  `{"event": "resync.required"}`.
+A session starts as a tap on the router (it sees every frame while it loads), reads the
+user's membership intervals from the read model, replays the stream after its `?cursor=`
+(if any) up to the sequence the feed had reached when the tap was set, then delivers the tapped
+frames after that sequence and goes live on its own subjects: no gap and no duplicate at the
+hand-over, and every chat frame passes the same membership filter (gateway/membership.py).
 """
 
 from __future__ import annotations
@@ -26,10 +22,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from nats.js.client import JetStreamContext
 from prometheus_client import Counter, Gauge
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.feed import Feed
+from gateway.membership import Membership, chat_of, load_membership
 from gateway.protocol import (
     CLOSE_MALFORMED,
     CLOSE_SERVER_ERROR,
@@ -39,7 +39,10 @@ from gateway.protocol import (
     PONG,
     ClientFrame,
     Frame,
+    ServerFrame,
+    cursor_of,
 )
+from gateway.replay import first_sequence, replay
 from gateway.router import Router
 from shared import subjects
 from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
@@ -47,11 +50,24 @@ from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenS
 log = logging.getLogger("parley.gateway")
 
 OUTBOX_FRAMES = 1000
+MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
 
 CONNECTIONS = Gauge("parley_ws_connections", "Open WebSocket sessions")
 CLOSES = Counter("parley_ws_closes_total", "Ended WebSocket sessions by close code", ["code"])
+
+
+@dataclass(frozen=True)
+class Hub:
+    """What sessions of one gateway process share."""
+
+    router: Router
+    tokens: TokenService
+    feed: Feed
+    pool: AsyncConnectionPool
+    js: JetStreamContext
+    stream: str
 
 
 @dataclass(frozen=True)
@@ -65,28 +81,34 @@ class Close:
 class Connection:
     """An authenticated client of `/ws`."""
 
-    def __init__(self, websocket: WebSocket, claims: TokenClaims, tokens: TokenService,
-                 router: Router) -> None:
+    def __init__(self, websocket: WebSocket, claims: TokenClaims, hub: Hub,
+                 cursor: int | None = None) -> None:
         self.websocket = websocket
         self.user_id = claims.user_id
         self.expires_at = claims.expires_at
-        self.tokens = tokens
-        self.router = router
+        self.hub = hub
+        self.tokens = hub.tokens
+        self.router = hub.router
+        self.cursor = cursor
+        self.membership = Membership(self.user_id)
+        self._loading: list[Frame] | None = []  # frames tapped while the session starts
         self._subjects: set[str] = set()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
         self._closed: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
 
     async def serve(self) -> None:
         """Subscribe, accept, run until something ends the session, then close with its code."""
-        # Subscribed before the handshake completes, so anything published after the client
-        # sees the socket open reaches it.
-        self._join(subjects.user(self.user_id))
+        # Tapped before the handshake completes, so anything published after the client sees
+        # the socket open reaches it; everything up to `upper` comes from the replay.
+        self.router.tap(self)
+        upper = self.hub.feed.sequence
         CONNECTIONS.inc()
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.websocket.accept()
             tasks = [asyncio.create_task(self._guard(work))
-                     for work in (self._write(), self._read(), self._expire())]
+                     for work in (self._write(), self._read(), self._expire(),
+                                  self._start(upper))]
             close = await self._closed
         finally:
             self._leave()
@@ -104,8 +126,65 @@ class Connection:
                     await self.websocket.close(close.code, close.reason)
 
     def deliver(self, frame: Frame) -> None:
-        """Called by the router: queue the frame without waiting."""
-        self._send(frame.text)
+        """Called by the router: keep it while loading, else queue it if it is ours."""
+        if self._loading is not None:
+            if len(self._loading) >= MAX_LOADING_FRAMES:
+                self._finish(CLOSE_TOO_SLOW, "too slow, resume with cursor")
+            else:
+                self._loading.append(frame)
+        elif self._wants(frame):
+            self._send(frame.text)
+
+    def membership_changed(self, frame: Frame) -> None:
+        """Called by the router around a membership frame about this user (live only)."""
+        if self._loading is not None:
+            return  # the tapped copy of the frame is applied when loading ends
+        self.membership.apply(frame)
+        chat = chat_of(frame)
+        if chat is None:
+            return
+        subject = subjects.chat(chat)
+        if self.membership.is_member(chat) and subject not in self._subjects:
+            self._join(subject)
+        elif not self.membership.is_member(chat) and subject in self._subjects:
+            self._subjects.discard(subject)
+            self.router.unsubscribe(subject, self)
+
+    # -- starting: snapshot, replay, hand-over ---------------------------------------------
+
+    async def _start(self, upper: int) -> None:
+        self.membership = await load_membership(self.hub.pool, self.user_id)
+        floor = upper
+        if self.cursor is not None:
+            if self.cursor + 1 < await first_sequence(self.hub.js, self.hub.stream):
+                self._send(ServerFrame(event="resync.required", data={},
+                                       cursor=cursor_of(upper)).model_dump_json())
+            else:
+                async for frame in replay(self.hub.js, self.hub.stream, self.cursor, upper):
+                    if self._wants(frame, apply=True):
+                        await self._outbox.put(frame.text)  # replay waits for the writer
+                floor = max(upper, self.cursor)
+        self._go_live(floor)
+
+    def _go_live(self, floor: int) -> None:
+        """Synchronously (no await): deliver tapped frames after `floor`, then subscribe."""
+        tapped, self._loading = self._loading or [], None
+        self.router.untap(self)
+        for frame in tapped:
+            if frame.sequence > floor and self._wants(frame, apply=True):
+                self._send(frame.text)
+        self._join(subjects.user(self.user_id))
+        for chat in self.membership.current():
+            self._join(subjects.chat(chat))
+        self.router.watch_user(self.user_id, self)
+
+    def _wants(self, frame: Frame, apply: bool = False) -> bool:
+        """The user's own frames, and chat frames of chats it was a member of at the time."""
+        if frame.subject == subjects.user(self.user_id):
+            return True
+        if apply:
+            self.membership.apply(frame)
+        return self.membership.admits(frame)
 
     # -- session state -------------------------------------------------------------------
 
@@ -114,6 +193,8 @@ class Connection:
         self.router.subscribe(subject, self)
 
     def _leave(self) -> None:
+        self.router.untap(self)
+        self.router.unwatch_user(self.user_id, self)
         for subject in self._subjects:
             self.router.unsubscribe(subject, self)
         self._subjects.clear()

@@ -18,6 +18,7 @@ from domain.app import Parley
 from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
 from projectors.chats import ChatsProjection
+from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
 from projectors.users import UsersProjection
 from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
@@ -29,7 +30,8 @@ BATCH_SIZE = 1000
 
 def live_projections() -> list[Projection]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
-    return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection()]
+    return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
+            MembershipsProjection()]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,217 @@
+"""Live delivery over real sockets: members only, joins and leaves, resume by cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import nats
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from parley.stack import Stack
+from shared.settings import Settings
+from tests.e2e.client import Api, User
+
+T = TypeVar("T")
+TIMEOUT = 15.0
+QUIET = 1.0  # how long "nothing arrives" is watched, after a marker proved delivery is flowing
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(work, 120))
+
+
+def ws_url(stack: Stack, user: User, cursor: str | None = None) -> str:
+    query = f"?token={user.token}" + (f"&cursor={cursor}" if cursor else "")
+    return f"ws{stack.base_url.removeprefix('http')}/ws{query}"
+
+
+async def frames(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The next `count` frames, skipping the user's own `user.registered`."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if frame["event"] != "user.registered":
+            got.append(frame)
+    return got
+
+
+async def nothing_more(ws: ClientConnection) -> None:
+    with pytest.raises(TimeoutError):
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), QUIET))
+            if frame["event"] != "user.registered":
+                raise AssertionError(f"unexpected frame {frame}")
+
+
+async def synced(ws: ClientConnection, sender: User, chat: int,
+                 *others: ClientConnection) -> str:
+    """Post a marker and drop every frame before it on each socket (setup events may be
+    published after a socket opened, which rightly delivers them); the marker's cursor."""
+    marker = sender.say(chat, f"sync {uuid.uuid4()}")
+    cursor = ""
+    for socket in (ws, *others):
+        while True:
+            (frame,) = await frames(socket, 1)
+            if frame["data"] == marker:
+                cursor = str(frame["cursor"])
+                break
+    return cursor
+
+
+async def opened(stack: Stack, user: User, cursor: str | None = None) -> ClientConnection:
+    ws = await connect(ws_url(stack, user, cursor))
+    await ws.send(json.dumps({"type": "ping"}))  # the pong proves the session is live
+    while json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["event"] != "pong":
+        pass
+    return ws
+
+
+def test_members_get_messages_exactly_as_rest_returns_them(api: Api, stack: Stack) -> None:
+    ann, bob, eve = User(api, "Ann"), User(api, "Bob"), User(api, "Eve")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        sockets = [await opened(stack, u) for u in (ann, bob, eve)]
+        await synced(sockets[0], ann, chat, sockets[1])
+        sent = ann.say(chat, "hello live")
+        edited = ann.patch(f"/messages/{sent['id']}", {"content": "edited live"}).json()
+        for ws in sockets[:2]:
+            created, updated = await frames(ws, 2)
+            assert created["event"] == "message.created" and created["data"] == sent
+            assert updated["event"] == "message.updated" and updated["data"] == edited
+            assert int(updated["cursor"]) > int(created["cursor"])
+        own = eve.group(title="eve's own")  # a marker: eve's first frame must be this one
+        (first,) = await frames(sockets[2], 1)
+        assert first["event"] == "chat.created" and first["data"]["id"] == own["id"]
+        for ws in sockets:
+            await ws.close()
+
+    run(scenario())
+
+
+def test_joining_starts_and_leaving_stops_delivery(api: Api, stack: Stack) -> None:
+    ann, bob, cat = User(api, "Ann"), User(api, "Bob"), User(api, "Cat")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        ws_cat, ws_bob = await opened(stack, cat), await opened(stack, bob)
+        await synced(ws_bob, ann, chat)
+        ann.say(chat, "before cat")
+        assert ann.post(f"/chats/{chat}/members", {"user_ids": [cat.id]}).status_code == 200
+        after = ann.say(chat, "after cat joined")
+        added, system, message = await frames(ws_cat, 3)
+        assert added["event"] == "chat.member_added" and added["data"]["user_ids"] == [cat.id]
+        assert system["data"]["type"] == "system"
+        assert message["data"] == after
+        await frames(ws_bob, 4)  # before, added, system, after
+        assert ann.delete(f"/chats/{chat}/members/{bob.id}").status_code == 204
+        # bob sees his removal; the system message written after it is already not his
+        (removed,) = await frames(ws_bob, 1)
+        assert removed["event"] == "chat.member_removed" and removed["data"]["user_id"] == bob.id
+        ann.say(chat, "bob is gone")
+        assert ann.delete(f"/chats/{chat}").status_code == 204
+        events = [f["event"] for f in await frames(ws_cat, 4)]
+        assert events == ["chat.member_removed", "message.created", "message.created",
+                          "chat.deleted"]
+        await nothing_more(ws_bob)
+        ann.group(cat)  # a new chat: cat hears of it, the deleted one stays silent
+        (created,) = await frames(ws_cat, 1)
+        assert created["event"] == "chat.created"
+        for ws in (ws_cat, ws_bob):
+            await ws.close()
+
+    run(scenario())
+
+
+def test_resume_with_cursor_delivers_exactly_what_was_missed(api: Api, stack: Stack) -> None:
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        ws = await opened(stack, bob)
+        seen = await synced(ws, ann, chat)
+        await ws.close()
+        missed = [ann.say(chat, f"missed {i}") for i in range(5)]
+        ws = await opened(stack, bob, cursor=seen)
+        replayed = await frames(ws, 5)
+        assert [f["data"] for f in replayed] == missed
+        live = ann.say(chat, "live again")
+        (after,) = await frames(ws, 1)
+        assert after["data"] == live
+        await nothing_more(ws)
+        await ws.close()
+
+    run(scenario())
+
+
+def test_resume_replays_membership_as_it_was(api: Api, stack: Stack) -> None:
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+    later = ann.group(title="joined later")["id"]
+
+    async def scenario() -> None:
+        ws = await opened(stack, bob)
+        mark = await synced(ws, ann, chat)
+        await ws.close()
+        ann.say(later, "before bob joined")  # not for bob
+        ann.say(chat, "for bob")
+        ann.post(f"/chats/{later}/members", {"user_ids": [bob.id]})
+        ann.say(later, "after bob joined")
+        ann.delete(f"/chats/{chat}/members/{bob.id}")
+        ann.say(chat, "after bob left")  # not for bob
+        ws = await opened(stack, bob, cursor=mark)
+        got = [(f["event"], f["data"].get("content")) for f in await frames(ws, 5)]
+        assert got == [("message.created", "for bob"), ("chat.member_added", None),
+                       ("message.created", "members added"),
+                       ("message.created", "after bob joined"),
+                       ("chat.member_removed", None)]
+        await nothing_more(ws)
+        await ws.close()
+
+    run(scenario())
+
+
+def test_cursor_older_than_the_stream_gets_resync_required(api: Api, stack: Stack) -> None:
+    settings = Settings.from_env(stack.env)
+    ann = User(api)
+    ann.group(title="some traffic")
+
+    async def scenario() -> None:
+        nc = await nats.connect(settings.nats_url)
+        js = nc.jetstream()
+        info = await js.stream_info(settings.nats_stream)
+        # Retention in fast-forward: drop every message but the newest.
+        await js.purge_stream(settings.nats_stream, seq=info.state.last_seq)
+        await nc.close()
+        ws = await opened(stack, ann, cursor="1")
+        (frame,) = await frames(ws, 1)
+        assert frame["event"] == "resync.required"
+        sent = ann.say(ann.group(title="after resync")["id"], "live")
+        events = await frames(ws, 3)
+        assert events[-1]["data"] == sent
+        await ws.close()
+
+    run(scenario())
+
+
+def test_malformed_cursor_is_refused(api: Api, stack: Stack) -> None:
+    async def scenario() -> int:
+        ws = await connect(ws_url(stack, User(api), cursor="abc"))
+        try:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        except Exception:
+            pass
+        assert ws.close_code is not None
+        return ws.close_code
+
+    assert run(scenario()) == 4400
