@@ -1,4 +1,10 @@
-"""The projector process: `python -m projectors` (run by `parley up` and compose)."""
+"""The projector process: `python -m projectors` (run by `parley up` and compose).
+
+Two loops share the process: the read-model loop projects batches as the log grows, and the
+publisher loop sends committed batches to NATS. They are decoupled on purpose: while NATS is
+down, read models (and so read-your-writes) keep up; the publisher catches up from the log
+when NATS is back, in order, with the same Nats-Msg-Ids.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,45 @@ import logging
 import signal
 
 from projectors.publisher import Publisher, connect, ensure_stream
-from projectors.runner import LogListener, ProjectionRunner
+from projectors.runner import Batch, LogListener, ProjectionRunner
 from shared.settings import Settings
 
 log = logging.getLogger("parley.projector")
 IDLE_POLL_SECONDS = 1.0
+PUBLISH_QUEUE_BATCHES = 64
+RETRY_SECONDS = 1.0
+
+async def project(runner: ProjectionRunner, listener: LogListener,
+                  batches: asyncio.Queue[Batch], stop: asyncio.Event) -> None:
+    """Follow the log; hand each committed batch to the publisher if it has room."""
+    while not stop.is_set():
+        batch = await asyncio.to_thread(runner.process_batch)
+        if batch is None:
+            await asyncio.to_thread(listener.wait, IDLE_POLL_SECONDS)
+            continue
+        with contextlib.suppress(asyncio.QueueFull):
+            batches.put_nowait(batch)  # if full, the publisher reads the log when it catches up
+
+
+async def publish(publisher: Publisher, batches: asyncio.Queue[Batch],
+                  stop: asyncio.Event) -> None:
+    """Publish in log order; a batch that does not follow on is preceded by a catch-up."""
+    while not stop.is_set():
+        try:
+            with contextlib.suppress(TimeoutError):
+                batch = await asyncio.wait_for(batches.get(), IDLE_POLL_SECONDS)
+                if batch.after > publisher.position:
+                    await publisher.catch_up()  # a batch went missing (full queue, failure)
+                await publisher.publish(batch.events)
+            if batches.empty():
+                await publisher.catch_up()
+        except Exception as exc:
+            log.warning("publishing to NATS failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(RETRY_SECONDS)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """Follow the log until `stop` is set: project a batch, then publish it."""
+    """Follow the log until `stop` is set."""
     settings.require("database_url", "nats_url")
     runner = await asyncio.to_thread(ProjectionRunner, settings)
     listener = await asyncio.to_thread(LogListener, settings, runner.recorder.channel_name)
@@ -25,16 +61,19 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         js = nc.jetstream()
         await ensure_stream(js, settings)
         publisher = Publisher(js, runner)
-        await publisher.catch_up()
+        batches: asyncio.Queue[Batch] = asyncio.Queue(PUBLISH_QUEUE_BATCHES)
         log.info("projector running from position %s", runner.position)
-        while not stop.is_set():
-            batch = await asyncio.to_thread(runner.process_batch)
-            if batch is None:
-                await asyncio.to_thread(listener.wait, IDLE_POLL_SECONDS)
-                continue
-            await publisher.publish(batch.events)
+        tasks = [asyncio.create_task(project(runner, listener, batches, stop)),
+                 asyncio.create_task(publish(publisher, batches, stop))]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
     finally:
-        await nc.drain()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), 5)
         listener.close()
         runner.close()
 

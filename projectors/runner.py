@@ -38,6 +38,7 @@ def live_projections() -> list[Projection]:
 class Batch:
     """Events applied in one transaction, with their log positions."""
 
+    after: int  # the position the batch follows on from
     events: Sequence[tuple[int, object]]
 
     @property
@@ -73,8 +74,9 @@ class ProjectionRunner:
 
     def process_batch(self, limit: int = BATCH_SIZE) -> Batch | None:
         """Apply the next batch of notifications; None when the log has nothing new."""
+        after = self.position
         notifications = self.recorder.select_notifications(
-            start=self.position, limit=limit, inclusive_of_start=False)
+            start=after, limit=limit, inclusive_of_start=False)
         if not notifications:
             return None
         events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
@@ -93,7 +95,7 @@ class ProjectionRunner:
         for projection in self.projections:
             self.positions[projection.name] = last
         self.readmodels_position = max(self.readmodels_position, last)
-        return Batch(events)
+        return Batch(after, events)
 
     def close(self) -> None:
         self.app.close()
