@@ -157,6 +157,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     _live.discard(proc)
 
 
+def adopt(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `proc` at exit like our own children (e.g. a server a test restarted by hand)."""
+    _live.add(proc)
+
+
 @atexit.register
 def _stop_all_live() -> None:
     """Last resort for children whose context manager never ran its finally block."""

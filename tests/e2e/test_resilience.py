@@ -1,0 +1,132 @@
+"""Clients lose nothing when a gateway process dies or NATS restarts: they resume by cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from websockets.asyncio.client import connect
+
+from parley.embedded import adopt, set_parent_death_signal
+from parley.stack import Stack
+from tests.conftest import free_port
+from tests.e2e.client import Api, User
+from tests.e2e.test_live import frames, opened, run, synced
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)
+
+
+def start_gateway(stack: Stack, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A gateway process of its own, as compose runs several beside each other."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port)], env=stack.env, stdout=out,
+            stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"gateway on {port} did not become ready: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def gateway_port(stack: Stack) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    port, procs = free_port(), []
+    yield port, procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_killed_gateway_loses_nothing(api: Api, stack: Stack,
+                                      gateway_port: tuple[int, list]) -> None:
+    port, procs = gateway_port
+    log = Path(stack.env["PARLEY_DATA_DIR"]) / "logs" / "gateway-test.log"
+    procs.append(start_gateway(stack, port, log))
+    own = Stack(base_url=f"http://127.0.0.1:{port}", env=stack.env, processes={})
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+
+    async def before() -> str:
+        ws = await opened(own, bob)
+        cursor = await synced(ws, ann, chat)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        return cursor
+
+    cursor = run(before())
+    missed = [ann.say(chat, f"while down {i}") for i in range(3)]
+    procs.append(start_gateway(stack, port, log))
+
+    async def after() -> None:
+        ws = await opened(own, bob, cursor=cursor)
+        assert [f["data"] for f in await frames(ws, 3)] == missed
+        live = ann.say(chat, "back")
+        assert [f["data"] for f in await frames(ws, 1)] == [live]
+        await ws.close()
+
+    run(after())
+
+
+def nats_process(stack: Stack) -> psutil.Process:
+    data_dir = stack.env["PARLEY_DATA_DIR"]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and cmdline[0].endswith("nats-server") and data_dir in " ".join(cmdline):
+            return proc
+    raise AssertionError("the embedded nats-server is not running")
+
+
+def test_nats_restart_loses_nothing(api: Api, stack: Stack) -> None:
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        ws = await opened(stack, bob)
+        cursor = await synced(ws, ann, chat)
+        server = nats_process(stack)
+        cmdline, cwd = server.cmdline(), server.cwd()
+        server.terminate()
+        server.wait(10)
+        # Writes go on while NATS is down: they are committed and projected, not yet published.
+        during = [ann.say(chat, f"during outage {i}") for i in range(3)]
+        restarted = subprocess.Popen(cmdline, cwd=cwd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        try:
+            await ws.close()
+            got: list = []
+            deadline = time.monotonic() + 30
+            while len(got) < 3 and time.monotonic() < deadline:
+                # the gateway may still be reconnecting: resume until the events are there
+                async with connect(f"ws{stack.base_url.removeprefix('http')}/ws"
+                                   f"?token={bob.token}&cursor={cursor}") as again:
+                    try:
+                        while len(got) < 3:
+                            frame = json.loads(await asyncio.wait_for(again.recv(), 3))
+                            if frame["event"] == "message.created":
+                                got.append(frame["data"])
+                    except TimeoutError:
+                        got = []
+            assert got == during
+        finally:
+            adopt(restarted)  # serves the rest of the session; stopped at exit
+
+    run(scenario())
