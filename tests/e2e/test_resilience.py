@@ -108,7 +108,7 @@ def test_nats_restart_loses_nothing(api: Api, stack: Stack) -> None:
         server.wait(10)
         # Writes go on while NATS is down: they are committed and projected, not yet published.
         during = [ann.say(chat, f"during outage {i}") for i in range(3)]
-        restarted = subprocess.Popen(cmdline, cwd=cwd, stdout=subprocess.DEVNULL,
+        restarted = subprocess.Popen(cmdline, cwd=cwd, stdout=subprocess.DEVNULL,  # noqa: ASYNC220
                                      stderr=subprocess.DEVNULL)
         try:
             await ws.close()
