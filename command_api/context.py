@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from command_api.idempotency import claim_for
 from command_api.throttle import LoginThrottle
@@ -21,9 +21,8 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.store import Claim
-from shared.http import ApiError, authenticate, read_json, validate
+from shared.http import ApiError, authenticate, json_response, read_json, validate
 from shared.positions import PositionWaiter
-from shared.schemas import dump
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
@@ -48,7 +47,7 @@ class Context:
     async def run(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous eventsourcing command off the event loop; map domain errors."""
         try:
-            return await run_in_threadpool(command, *args, **kwargs)
+            return await run_in_threadpool(self.app.run_command, command, *args, **kwargs)
         except IdempotencyConflictError as exc:
             headers = {"Location": exc.location} if exc.location else None
             raise ApiError(409, exc.detail, headers=headers,
@@ -83,7 +82,7 @@ class Context:
             headers["X-Consistency"] = "read-your-writes" if caught_up else "pending"
         if body is None:
             return Response(status_code=status, headers=headers)
-        return JSONResponse(dump(body), status_code=status, headers=headers)
+        return json_response(body, status, headers)
 
 
 def context(request: Request) -> Context:

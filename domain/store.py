@@ -22,6 +22,10 @@ A = TypeVar("A", bound=Aggregate)
 NUMBERED = ("user", "chat", "message")
 
 
+class _ExpiredKeyError(Exception):
+    """The key's previous use expired: run the command again, taking the key over."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """An Idempotency-Key as presented by one caller for one request."""
@@ -47,6 +51,7 @@ class EventStoreApp(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._next_number = self._number_allocator()
+        self._local = threading.local()
 
     def check_claim(self, claim: Claim) -> None:
         """Fail fast (before costly work) when the key is already taken."""
@@ -63,6 +68,22 @@ class EventStoreApp(Application[UUID]):
     def _exists(self, aggregate_id: UUID) -> bool:
         return any(True for _ in self.events.get(aggregate_id, limit=1))
 
+    def run_command(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a command; once more, taking over the key, if its earlier use had expired.
+
+        A key is claimed optimistically (no read first): its record is a new aggregate that
+        collides with an existing one. Only when that existing use has expired is the command
+        run again, now reusing the record; nothing of the first attempt was saved.
+        """
+        try:
+            return command(*args, **kwargs)
+        except _ExpiredKeyError:
+            self._local.reuse = True
+            try:
+                return command(*args, **kwargs)
+            finally:
+                self._local.reuse = False
+
     def _save(self, claim: Claim | None, status: int, location: str | None,
               *aggregates: Aggregate) -> int:
         """Save the aggregates and the key's record in one transaction; return the position."""
@@ -71,6 +92,9 @@ class EventStoreApp(Application[UUID]):
             recordings = self.save(*aggregates, record)
         except IntegrityError:
             if claim is not None:
+                if record is not None and record.version == 1 and \
+                        self._check_claim(claim) is not None:
+                    raise _ExpiredKeyError from None
                 self._check_claim(claim, racing=True)
             raise
         return max(r.notification.id for r in recordings)
@@ -82,7 +106,7 @@ class EventStoreApp(Application[UUID]):
             return None  # a concurrent command changed it first; revocations are idempotent
 
     def _claim(self, claim: Claim, status: int, location: str | None) -> IdempotencyKey:
-        record = self._check_claim(claim)
+        record = self._check_claim(claim) if getattr(self._local, "reuse", False) else None
         if record is None:
             return IdempotencyKey(scope=claim.scope, key=claim.key,
                                   fingerprint=claim.fingerprint, status=status, location=location)

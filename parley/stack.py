@@ -117,6 +117,7 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
                 python, "-m", "uvicorn", "parley.edge:create_app", "--factory",
                 "--host", options.host, "--port", str(options.port),
                 "--workers", str(options.workers), "--no-access-log",
+                "--http", "parley.http:NoDelayHttpProtocol",
                 # WebSocket keepalive and the 64 KiB frame bound of the gateway
                 "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
                 "--timeout-graceful-shutdown", "5"], env, options.log_dir)

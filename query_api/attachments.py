@@ -6,11 +6,11 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from query_api.context import reader
-from shared.http import ApiError
-from shared.schemas import AttachmentDownload, dump
+from shared.http import ApiError, json_response
+from shared.schemas import AttachmentDownload
 
 
 async def get_attachment(request: Request) -> Response:
@@ -30,4 +30,4 @@ async def get_attachment(request: Request) -> Response:
     if row is None or ctx.storage is None:
         raise ApiError(404, "Attachment not found")
     url, expires_at = await run_in_threadpool(ctx.storage.presign_download, row[0])
-    return JSONResponse(dump(AttachmentDownload(url=url, expires_at=expires_at)))
+    return json_response(AttachmentDownload(url=url, expires_at=expires_at))

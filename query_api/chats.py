@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from psycopg.rows import dict_row
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from query_api.access import check_member
 from query_api.context import reader
-from shared.http import int_param
-from shared.schemas import ChatOut, MemberOut, dump
+from shared.http import int_param, json_response, rows_as
+from shared.schemas import ChatOut, MemberOut
 
 # A direct chat has no title of its own: each viewer sees the other member's name.
 CHAT_COLUMNS = """c.id, COALESCE(c.title, (
@@ -27,7 +27,7 @@ async def list_chats(request: Request) -> Response:
             " WHERE m.user_id = %(viewer)s AND c.deleted_at IS NULL"
             " ORDER BY c.last_activity_at DESC, c.id DESC", {"viewer": claims.user_id})
         rows = await cur.fetchall()
-    return JSONResponse([dump(ChatOut.model_validate(row)) for row in rows])
+    return json_response(rows_as(ChatOut, rows))
 
 
 async def get_chat(request: Request) -> Response:
@@ -39,7 +39,7 @@ async def get_chat(request: Request) -> Response:
         await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = %(chat)s",
                           {"viewer": claims.user_id, "chat": chat_id})
         row = await cur.fetchone()
-    return JSONResponse(dump(ChatOut.model_validate(row)))
+    return json_response(ChatOut.model_validate(row))
 
 
 async def list_members(request: Request) -> Response:
@@ -53,4 +53,4 @@ async def list_members(request: Request) -> Response:
             " JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s ORDER BY m.joined_at, u.id",
             (chat_id,))
         rows = await cur.fetchall()
-    return JSONResponse([dump(MemberOut.model_validate(row)) for row in rows])
+    return json_response(rows_as(MemberOut, rows))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from psycopg.rows import dict_row
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from query_api.access import check_member
 from query_api.context import reader
-from shared.http import ApiError, int_param
-from shared.schemas import MessageOut, dump
+from shared.http import ApiError, int_param, json_response, rows_as
+from shared.schemas import MessageOut
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
 COLUMNS = "id, chat_id, author_id, type, content, payload, ts, edited_at"
@@ -37,7 +37,7 @@ async def list_messages(request: Request) -> Response:
             f"SELECT {COLUMNS} FROM messages WHERE chat_id = %s AND id < %s"
             " ORDER BY id DESC LIMIT %s", (chat_id, before or 2**63 - 1, limit))
         rows = await cur.fetchall()
-    return JSONResponse([dump(MessageOut.model_validate(row)) for row in rows])
+    return json_response(rows_as(MessageOut, rows))
 
 
 async def get_message(request: Request) -> Response:
@@ -52,4 +52,4 @@ async def get_message(request: Request) -> Response:
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, "Message not found")
-    return JSONResponse(dump(MessageOut.model_validate(row)))
+    return json_response(MessageOut.model_validate(row))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from psycopg.rows import dict_row
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from query_api.context import reader
-from shared.http import ApiError, int_param
-from shared.schemas import PublicUser, UserOut, dump
+from shared.http import ApiError, int_param, json_response
+from shared.schemas import PublicUser, UserOut
 
 
 async def me(request: Request) -> Response:
@@ -20,7 +20,7 @@ async def me(request: Request) -> Response:
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, "User not found")
-    return JSONResponse(dump(UserOut.model_validate(row)))
+    return json_response(UserOut.model_validate(row))
 
 
 async def profile(request: Request) -> Response:
@@ -33,4 +33,4 @@ async def profile(request: Request) -> Response:
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, "User not found")
-    return JSONResponse(dump(PublicUser.model_validate(row)))
+    return json_response(PublicUser.model_validate(row))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -117,3 +117,18 @@ def int_param(value: str | None, name: str) -> int:
     if number is None or number < 1 or number > 2**63 - 1:
         raise ApiError(400, f"{name} must be a positive integer")
     return number
+
+
+def json_response(content: BaseModel | Sequence[BaseModel], status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    """Serialize a payload model (or a list of them) in one pass of pydantic's serializer."""
+    if isinstance(content, BaseModel):
+        body = content.__pydantic_serializer__.to_json(content)
+    else:
+        body = b"[" + b",".join(m.__pydantic_serializer__.to_json(m) for m in content) + b"]"
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def rows_as(model: type[M], rows: Sequence[Mapping[str, Any]]) -> list[M]:
+    """Read-model rows to payload models without re-validating what our own tables hold."""
+    return [model.model_construct(**row) for row in rows]

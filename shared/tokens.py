@@ -20,6 +20,7 @@ TokenKind = Literal["access", "refresh"]
 # Distinct `typ` headers keep the two kinds mutually exclusive (RFC 8725 §3.11, RFC 9068).
 TOKEN_TYPES: dict[TokenKind, str] = {"access": "at+jwt", "refresh": "rt+jwt"}
 LEEWAY_SECONDS = 5
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidTokenError(Exception):
@@ -58,6 +59,9 @@ class TokenService:
         self._key = key or load_key(settings)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        # ECDSA verification costs ~0.2 ms; a client sends the same access token for 15 min.
+        # Only successes are cached, keyed by the whole token, and expiry is rechecked.
+        self._verified: dict[tuple[str, TokenKind], TokenClaims] = {}
         self._ttl: dict[TokenKind, float] = {
             "access": settings.access_token_ttl,
             "refresh": settings.refresh_token_ttl,
@@ -88,6 +92,18 @@ class TokenService:
 
     def verify(self, token: str, kind: TokenKind) -> TokenClaims:
         """Verify signature, algorithm, type, issuer, audience and lifetime."""
+        cached = self._verified.get((token, kind))
+        if cached is not None:
+            if cached.expires_at + LEEWAY_SECONDS >= time.time():
+                return cached
+            del self._verified[(token, kind)]
+        claims = self._verify(token, kind)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+        self._verified[(token, kind)] = claims
+        return claims
+
+    def _verify(self, token: str, kind: TokenKind) -> TokenClaims:
         try:
             decoded = jwt.decode(token, self._key, algorithms=[ALGORITHM])
             if decoded.header.get("typ") != TOKEN_TYPES[kind]:

@@ -64,8 +64,9 @@ def test_rejected_request_does_not_consume_the_key(app: Parley) -> None:
 def test_expired_key_can_be_used_again(app: Parley) -> None:
     app.idempotency_ttl = 0.0
     register(app, "k1")
-    outcome = register(app, "k1", email="bob@example.com")
-    assert outcome.value[0].number == 2
+    outcome = app.run_command(register, app, "k1", email="bob@example.com")
+    assert outcome.value[0].email == "bob@example.com"  # a second account (ids may have gaps)
+    assert app.find_user_by_email("ann@example.com") is not None
 
 
 def test_keys_are_scoped_per_caller(app: Parley) -> None:
@@ -91,3 +92,10 @@ def test_logout_revokes(app: Parley) -> None:
     app.revoke_session(session.id, "logout")
     with pytest.raises(SessionRevokedError):
         app.rotate_session(session.id, "t1", "t2")
+
+
+def test_expired_key_taken_over_by_a_different_request(app: Parley) -> None:
+    app.idempotency_ttl = 0.0
+    app.run_command(register, app, "k1")
+    outcome = app.run_command(register, app, "k1", email="bob@example.com", body="other")
+    assert outcome.value[0].email == "bob@example.com"
