@@ -57,13 +57,16 @@ class Edge:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
+        started = False
         try:
             async with self._services():
                 await send({"type": "lifespan.startup.complete"})
+                started = True
                 message = await receive()
                 assert message["type"] == "lifespan.shutdown"
         except Exception as exc:
-            await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": repr(exc)})
             raise
         await send({"type": "lifespan.shutdown.complete"})
 
