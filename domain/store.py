@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from domain.errors import IdempotencyConflictError, NotFoundError
+from domain.group_commit import GroupCommit
 from domain.idempotency import IdempotencyKey
 
 T = TypeVar("T")
@@ -52,6 +53,7 @@ class EventStoreApp(Application[UUID]):
         super().__init__(env)
         self._next_number = self._number_allocator()
         self._local = threading.local()
+        self._group = GroupCommit(self.events.put)
 
     def check_claim(self, claim: Claim) -> None:
         """Fail fast (before costly work) when the key is already taken."""
@@ -89,7 +91,7 @@ class EventStoreApp(Application[UUID]):
         """Save the aggregates and the key's record in one transaction; return the position."""
         record = self._claim(claim, status, location) if claim else None
         try:
-            recordings = self.save(*aggregates, record)
+            recordings = self._append(*aggregates, record)
         except IntegrityError:
             if claim is not None:
                 if record is not None and record.version == 1 and \
@@ -99,9 +101,18 @@ class EventStoreApp(Application[UUID]):
             raise
         return max(r.notification.id for r in recordings)
 
+    def _append(self, *aggregates: Aggregate | None) -> list[Any]:
+        """Save through the group commit: one transaction, maybe shared with other commands."""
+        events = [e for a in aggregates if a is not None for e in a.collect_events()]
+        return self._group.append(events)
+
+    def close(self) -> None:
+        self._group.close()
+        super().close()
+
     def _save_ignoring_race(self, aggregate: Aggregate) -> int | None:
         try:
-            return max(r.notification.id for r in self.save(aggregate))
+            return max(r.notification.id for r in self._append(aggregate))
         except IntegrityError:
             return None  # a concurrent command changed it first; revocations are idempotent
 

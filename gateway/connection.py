@@ -35,6 +35,7 @@ from gateway.protocol import (
     CLOSE_SERVER_ERROR,
     CLOSE_TOO_LARGE,
     CLOSE_TOO_SLOW,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     PONG,
     ClientFrame,
@@ -42,7 +43,7 @@ from gateway.protocol import (
     ServerFrame,
     cursor_of,
 )
-from gateway.replay import first_sequence, replay
+from gateway.replay import ReplayStalledError, first_sequence, replay
 from gateway.router import Router
 from shared import subjects
 from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
@@ -160,9 +161,14 @@ class Connection:
                 self._send(ServerFrame(event="resync.required", data={},
                                        cursor=cursor_of(upper)).model_dump_json())
             else:
-                async for frame in replay(self.hub.js, self.hub.stream, self.cursor, upper):
-                    if self._wants(frame, apply=True):
-                        await self._outbox.put(frame.text)  # replay waits for the writer
+                try:
+                    async for frame in replay(self.hub.js, self.hub.stream, self.cursor, upper):
+                        if self._wants(frame, apply=True):
+                            await self._outbox.put(frame.text)  # replay waits for the writer
+                except ReplayStalledError as exc:
+                    log.warning("user %s: %s", self.user_id, exc)
+                    self._finish(CLOSE_TRY_AGAIN, "replay interrupted, resume with cursor")
+                    return
                 floor = max(upper, self.cursor)
         self._go_live(floor)
 

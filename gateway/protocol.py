@@ -16,6 +16,7 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_LARGE = 1009
 CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN = 1013  # e.g. a resume could not be completed: reconnect with the same cursor
 
 PONG = json.dumps({"event": "pong"})
 

@@ -15,7 +15,11 @@ from gateway.protocol import Frame
 from shared import subjects
 
 log = logging.getLogger("parley.gateway")
-FETCH_TIMEOUT_SECONDS = 5.0
+FETCH_TIMEOUT_SECONDS = 10.0
+
+
+class ReplayStalledError(Exception):
+    """The stream stopped delivering before the replay was complete."""
 
 
 async def first_sequence(js: JetStreamContext, stream: str) -> int:
@@ -39,8 +43,8 @@ async def replay(js: JetStreamContext, stream: str, after: int,
             try:
                 msg = await sub.next_msg(timeout=FETCH_TIMEOUT_SECONDS)
             except NatsTimeoutError:
-                log.warning("replay stalled at sequence %s of %s", sequence, until)
-                return
+                # Never hand over with a hole: the client must come back with its cursor.
+                raise ReplayStalledError(f"replay stalled at {sequence} of {until}") from None
             sequence = msg.metadata.sequence.stream
             if sequence > until:
                 return

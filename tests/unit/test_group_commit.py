@@ -1,0 +1,84 @@
+"""Group commit batches concurrent appends and isolates the one that breaks a rule."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.group_commit import GroupCommit
+
+
+class Log:
+    """An append-only list standing in for the events table: unique events, one lock."""
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+        self.transactions = 0
+        self.gate = threading.Event()
+
+    def put(self, events: Sequence[Any]) -> list[Any]:
+        self.gate.wait(5)  # hold the first transaction so the others queue up behind it
+        if len(set(events)) != len(events) or any(e in self.rows for e in events):
+            raise IntegrityError("duplicate")
+        self.transactions += 1
+        start = len(self.rows)
+        self.rows.extend(events)
+        return [(event, start + i) for i, event in enumerate(events)]
+
+
+def test_waiting_appends_share_transactions_and_get_their_own_recordings() -> None:
+    log = Log()
+    group = GroupCommit(log.put)  # type: ignore[arg-type]
+    results: dict[int, Any] = {}
+
+    def append(n: int) -> None:
+        results[n] = group.append([f"e{n}a", f"e{n}b"])
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    log.gate.set()
+    for thread in threads:
+        thread.join()
+    group.close()
+    assert log.transactions < 20
+    for n, recordings in results.items():
+        assert [event for event, _ in recordings] == [f"e{n}a", f"e{n}b"]
+        assert log.rows[recordings[0][1]] == f"e{n}a"
+
+
+def test_only_the_offending_append_fails() -> None:
+    log = Log()
+    log.rows.append("taken")
+    group = GroupCommit(log.put)  # type: ignore[arg-type]
+    errors: dict[int, BaseException] = {}
+
+    def append(n: int) -> None:
+        try:
+            group.append(["taken" if n == 7 else f"e{n}"])
+        except IntegrityError as exc:
+            errors[n] = exc
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    log.gate.set()
+    for thread in threads:
+        thread.join()
+    group.close()
+    assert list(errors) == [7]
+    assert sorted(log.rows) == sorted(["taken", *(f"e{n}" for n in range(12) if n != 7)])
+
+
+def test_other_failures_reach_every_waiting_caller() -> None:
+    def broken(events: Sequence[Any]) -> list[Any]:
+        raise ConnectionError("database gone")
+
+    group = GroupCommit(broken)
+    with pytest.raises(ConnectionError):
+        group.append(["x"])
+    group.close()
