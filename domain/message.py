@@ -18,12 +18,21 @@ class Message(Aggregate):
     """A text, voice or system message in one chat."""
 
     class Posted(Aggregate.Created):
+        """Version 2 added `reply_to`; stored version-1 events are upcast when read."""
+
+        class_version = 2
+
         number: int
         chat: int
         author: int
         type: str
         content: str | None
         payload: dict[str, Any] | None
+        reply_to: int | None  # the message this one answers (no command sets it yet)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reply_to"] = None
 
     class Edited(Aggregate.Event):
         """Carries the whole message, so its public payload is a function of this event alone."""
@@ -42,13 +51,14 @@ class Message(Aggregate):
 
     @event(Posted)
     def __init__(self, number: int, chat: int, author: int, type: str, content: str | None,
-                 payload: dict[str, Any] | None) -> None:
+                 payload: dict[str, Any] | None, reply_to: int | None = None) -> None:
         self.number = number
         self.chat = chat
         self.author = author
         self.type = type
         self.content = content
         self.payload = payload
+        self.reply_to = reply_to
         self.edited = False
 
     def edit(self, by: int, content: str) -> None:

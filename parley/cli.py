@@ -1,4 +1,4 @@
-"""`parley`: the one entry point for people (`parley up`, later `parley projections ...`)."""
+"""`parley`: the one entry point for people (`parley up`, `parley projections ...`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from parley import projections_cli
 from parley.stack import StackOptions, running_stack
 
 
@@ -43,11 +44,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="where PostgreSQL, NATS and S3 keep data (default: .parley)")
     up.add_argument("--host", default=os.environ.get("PARLEY_HOST", "127.0.0.1"))
     up.add_argument("--port", type=int, default=int(os.environ.get("PARLEY_PORT", "8000")))
-    up.add_argument("--workers", type=int, default=int(os.environ.get("PARLEY_WORKERS", "1")))
+    up.add_argument("--workers", type=int, default=int(os.environ.get("PARLEY_WORKERS", "2")),
+                    help="API processes (default 2: with TCP_NODELAY they share load well)")
     up.add_argument("--quiet", action="store_true", help="log to DATA_DIR/logs instead")
+    projections_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "up":
         return _up(args)
+    if args.command == "projections":
+        return projections_cli.run(args)
     return 2
 
 

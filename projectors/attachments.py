@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import singledispatchmethod
 from typing import Any, ClassVar
+from uuid import UUID
 
 from psycopg import Cursor
 
 from domain.attachment import Attachment
+from projectors.replay import copy_rows
+
+COLUMNS = (("id", "uuid"), ("owner_id", "int8"), ("object_key", "text"), ("filename", "text"),
+           ("content_type", "text"), ("created_at", "timestamptz"), ("position", "int8"))
+INSERT = (f"INSERT INTO attachments ({', '.join(name for name, _ in COLUMNS)})"
+          f" VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+
+
+def _row(event: Attachment.Requested, position: int) -> tuple[Any, ...]:
+    return (UUID(event.attachment_id), event.owner, event.key, event.filename,
+            event.content_type, event.timestamp, position)
 
 
 class AttachmentsProjection:
@@ -32,8 +45,10 @@ class AttachmentsProjection:
 
     @apply.register
     def _(self, event: Attachment.Requested, curs: Cursor[Any], position: int) -> None:
-        curs.execute(
-            "INSERT INTO attachments (id, owner_id, object_key, filename, content_type,"
-            " created_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (event.attachment_id, event.owner, event.key, event.filename, event.content_type,
-             event.timestamp, position))
+        curs.execute(INSERT, _row(event, position))
+
+    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
+        """`apply` for a replay: every event kept is an insert, so one binary COPY."""
+        copy_rows(curs, "attachments", COLUMNS, [
+            _row(event, position) for position, event in events
+            if isinstance(event, Attachment.Requested)])

@@ -18,8 +18,11 @@ from domain.app import Parley
 from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
 from projectors.chats import ChatsProjection
+from projectors.errors import DDL as ERRORS_DDL
+from projectors.errors import record_error
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
+from projectors.tracking import share_batch_lock
 from projectors.users import UsersProjection
 from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
 from shared.settings import Settings
@@ -64,6 +67,7 @@ class ProjectionRunner:
             for projection in self.projections:
                 for statement in projection.ddl:
                     curs.execute(statement)
+            curs.execute(ERRORS_DDL)
         self.positions = {p.name: self.tracking.max_tracking_id(p.name) or 0
                           for p in self.projections}
         self.readmodels_position = self.tracking.max_tracking_id(READMODELS) or 0
@@ -81,19 +85,30 @@ class ProjectionRunner:
             return None
         events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
         last = notifications[-1].id
-        with self.datastore.transaction(commit=True) as curs:
-            for projection in self.projections:
-                done = self.positions[projection.name]
-                for position, event in events:
-                    if position > done:
-                        projection.apply(event, curs, position)
-                self.tracking._insert_tracking(curs, Tracking(projection.name, last))
-            if last > self.readmodels_position:
-                # A projection added later backfills from older positions: never go backwards.
-                self.tracking._insert_tracking(curs, Tracking(READMODELS, last))
-                curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
+        failing = (READMODELS, last)  # what to blame if the transaction fails
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                share_batch_lock(curs)  # a rebuild's swap waits for this batch, or it for it
+                for projection in self.projections:
+                    done = self.positions[projection.name]
+                    if done >= last:
+                        continue  # ahead of a projection that is backfilling: nothing to do
+                    for position, event in events:
+                        if position > done:
+                            failing = (projection.name, position)
+                            projection.apply(event, curs, position)
+                    failing = (projection.name, last)
+                    self.tracking._insert_tracking(curs, Tracking(projection.name, last))
+                failing = (READMODELS, last)
+                if last > self.readmodels_position:
+                    # A projection added later backfills from older positions: never go back.
+                    self.tracking._insert_tracking(curs, Tracking(READMODELS, last))
+                    curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
+        except Exception as exc:
+            record_error(self.datastore, *failing, exc)
+            raise
         for projection in self.projections:
-            self.positions[projection.name] = last
+            self.positions[projection.name] = max(self.positions[projection.name], last)
         self.readmodels_position = max(self.readmodels_position, last)
         return Batch(after, events)
 

@@ -1,0 +1,61 @@
+"""The last error of each projection, kept in `projection_errors` for `projections status`.
+
+When a batch fails, its transaction rolls back; the runner then records the exception in a
+transaction of its own and re-raises (the process exits and its supervisor restarts it). One
+row per name, overwritten: the last error, the log position it happened at, and when. A row is
+never deleted: `status` shows it as recovered once the projection has moved past that position.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+
+log = logging.getLogger(__name__)
+DDL = """CREATE TABLE IF NOT EXISTS projection_errors (
+    name text PRIMARY KEY,
+    position bigint NOT NULL,
+    error text NOT NULL,
+    occurred_at timestamptz NOT NULL DEFAULT now()
+)"""
+MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class ProjectionError:
+    """The last exception a projection (or a rebuild of one) raised."""
+
+    name: str
+    position: int
+    error: str
+    occurred_at: datetime
+
+
+def record_error(datastore: PostgresDatastore, name: str, position: int,
+                 exc: BaseException) -> None:
+    """Best effort: failing to record must never hide the original exception."""
+    text = f"{type(exc).__name__}: {exc}"[:MAX_LENGTH]
+    try:
+        with datastore.transaction(commit=True) as curs:
+            curs.execute(DDL)
+            curs.execute(
+                "INSERT INTO projection_errors (name, position, error) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
+                " error = EXCLUDED.error, occurred_at = now()", (name, position, text))
+    except Exception:
+        log.exception("could not record the error of %s", name)
+
+
+def read_errors(curs: Cursor[Any]) -> dict[str, ProjectionError]:
+    curs.execute("SELECT to_regclass('projection_errors') IS NOT NULL AS present")
+    row = curs.fetchone()
+    if not row or not (row["present"] if isinstance(row, dict) else row[0]):
+        return {}
+    curs.execute("SELECT name, position, error, occurred_at FROM projection_errors")
+    rows = [tuple(r.values()) if isinstance(r, dict) else r for r in curs.fetchall()]
+    return {r[0]: ProjectionError(r[0], int(r[1]), r[2], r[3]) for r in rows}

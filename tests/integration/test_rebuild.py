@@ -1,0 +1,325 @@
+"""Rebuild, verify, status and backfill on real PostgreSQL: read models are the log's function."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import singledispatchmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psycopg
+import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+
+from domain.app import Parley
+from domain.message import Message
+from projectors.messages import MessagesProjection
+from projectors.rebuild import Rebuild
+from projectors.runner import LogListener, ProjectionRunner, live_projections
+from projectors.status import status
+from projectors.verify import verify
+from shared.settings import Settings
+from tests.integration.workload import Workload
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE_TABLES = ("users", "chats", "chat_members", "messages", "attachments")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Parley]:
+    parley = Parley(env=settings.eventsourcing_env())
+    yield parley
+    parley.close()
+
+
+def drain(runner: ProjectionRunner, limit: int = 1000) -> None:
+    while runner.process_batch(limit=limit) is not None:
+        pass
+
+
+def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.database_url) as conn:
+        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: query(settings, f"SELECT * FROM {t} ORDER BY 1, 2") for t in LIVE_TABLES}
+
+
+def tracking(settings: Settings) -> dict[str, int]:
+    return dict(query(settings, "SELECT application_name, notification_id"  # type: ignore[arg-type]
+                                " FROM projection_tracking"))
+
+
+def schemas(settings: Settings) -> set[str]:
+    return {r[0] for r in query(settings, "SELECT nspname FROM pg_namespace"
+                                          " WHERE strpos(nspname, '__') > 0")}
+
+
+def test_verify_after_a_randomized_workload_and_it_sees_a_tampered_row(
+        app: Parley, settings: Settings) -> None:
+    workload = Workload(app, seed=11)
+    workload.setup()
+    workload.run(120)
+    workload.delete_a_chat()
+    workload.run(40)  # edits of a deleted chat's messages are refused, the rest goes on
+    drain(ProjectionRunner(settings, app=app), limit=7)
+
+    for batch_size in (5000, 3):  # one batch (in-memory paths) and many (older-row paths)
+        verdicts = verify(settings, live_projections(), app=app, batch_size=batch_size)
+        assert [v.projection for v in verdicts if not v.equal] == []
+        assert all(v.position == workload.last_position for v in verdicts)
+    assert query(settings, "SELECT count(*) FROM chats WHERE deleted_at IS NOT NULL") == [(1,)]
+
+    query(settings, "UPDATE messages SET content = 'tampered' WHERE id = (SELECT min(id)"
+                    " FROM messages WHERE type = 'text')")
+    messages = verify(settings, [p for p in live_projections() if p.name == "messages"],
+                      app=app)[0]
+    assert not messages.equal
+    [table] = messages.tables
+    assert len(table.only_live) == 1 and "tampered" in table.only_live[0]
+    assert len(table.only_rebuilt) == 1 and "tampered" not in table.only_rebuilt[0]
+    assert schemas(settings) == set()  # verify never leaves its shadow behind
+
+
+def test_rebuild_while_writes_continue_loses_nothing(app: Parley, settings: Settings) -> None:
+    workload = Workload(app, seed=12)
+    workload.setup()
+    workload.run(80)
+    runner = ProjectionRunner(settings, app=app)
+    drain(runner)
+    stop, failures = threading.Event(), []
+    writes = threading.Semaphore(0)
+
+    def background(work: Callable[[], None]) -> threading.Thread:
+        def loop() -> None:
+            try:
+                while not stop.is_set():
+                    work()
+            except Exception as exc:  # reported by the main thread
+                failures.append(exc)
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
+
+    def write() -> None:
+        workload.step()
+        writes.release()
+
+    listener = LogListener(settings, runner.recorder.channel_name)
+
+    def project() -> None:
+        if runner.process_batch(limit=20) is None:
+            listener.wait(0.05)
+
+    reader = psycopg.connect(settings.database_url, autocommit=True)
+
+    def read() -> None:  # a query API: must never fail, before, during or after the swap
+        reader.execute("SELECT count(*) FROM messages m JOIN chat_members c"
+                       " ON c.chat_id = m.chat_id WHERE m.id > %s", (0,)).fetchone()
+
+    threads = [background(write), background(project), background(read)]
+
+    def progress(done: int, total: int) -> None:
+        for _ in range(3):  # the log keeps growing while the shadow is built
+            assert writes.acquire(timeout=30)
+
+    started_at = app.recorder.max_notification_id() or 0
+    swapped = Rebuild(settings, live_projections(), batch_size=25, progress=progress).run()
+    for _ in range(10):  # and after the swap
+        assert writes.acquire(timeout=30)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    listener.close()
+    reader.close()
+    assert failures == []
+    drain(runner)
+
+    head = app.recorder.max_notification_id()
+    assert min(swapped.values()) > started_at  # it chased the live projection
+    assert workload.last_position <= head
+    assert all(tracking(settings)[p.name] == head for p in live_projections())
+    posted = {r[0] for r in query(settings, "SELECT id FROM messages")}
+    assert {n for n, chat in workload.messages.items() if chat not in workload.deleted} <= posted
+    assert schemas(settings) == set()
+    assert all(v.equal for v in verify(settings, live_projections(), app=app))
+
+
+def test_kill_9_mid_rebuild_leaves_live_tables_serving_and_a_rerun_completes(
+        app: Parley, settings: Settings) -> None:
+    workload = Workload(app, seed=13)
+    workload.setup(users=3)
+    chat = workload.chats[0]
+    author = app._chat(chat).members[0]
+    for _ in range(8):  # 8,000 messages, saved 1,000 per transaction
+        app.save(*[Message(number=app._next_number("message"), chat=chat, author=author,
+                           type="text", content=f"bulk {i}", payload=None)
+                   for i in range(1000)])
+    drain(ProjectionRunner(settings, app=app))
+    head = app.recorder.max_notification_id()
+    before = snapshot(settings)
+    command = [sys.executable, "-m", "parley.cli", "projections", "rebuild", "--all",
+               "--batch-size", "20"]
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+
+    killed = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            while (conn.execute("SELECT coalesce(max(notification_id), 0)"
+                                " FROM projection_tracking WHERE application_name ="
+                                " 'messages__rebuild'").fetchone() or (0,))[0] < head // 4:
+                assert killed.poll() is None, killed.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.01)  # polling the position, not waiting for time to pass
+    finally:
+        killed.kill()  # SIGKILL: no cleanup of any kind
+        killed.communicate()
+    partial = tracking(settings)["messages__rebuild"]
+    assert 0 < partial < head
+    assert snapshot(settings) == before  # untouched and serving
+    assert "rebuild__messages" in schemas(settings)
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "swapped in" in rerun.stderr
+    first = re.search(r"([\d,]+)/([\d,]+) events", rerun.stderr)
+    assert first and int(first.group(2).replace(",", "")) <= head - partial  # it resumed
+    assert schemas(settings) == set() and "messages__rebuild" not in tracking(settings)
+    assert snapshot(settings) == before  # the same log gives the same rows
+    assert all(v.equal for v in verify(settings, live_projections(), app=app))
+
+
+def test_message_events_stored_before_reply_to_still_replay(app: Parley,
+                                                            settings: Settings) -> None:
+    workload = Workload(app, seed=14)
+    workload.setup(users=2)
+    chat = workload.chats[0]
+    author = app._chat(chat).members[0]
+    # A Message.Posted as version 1 stored it: no `reply_to`, no `class_version`.
+    new = Message(number=app._next_number("message"), chat=chat, author=author, type="text",
+                  content="written before replies existed", payload=None)
+    event = new.collect_events()[0]
+    state = {k: v for k, v in vars(event).items()
+             if k not in ("originator_id", "originator_version", "reply_to")}
+    old = StoredEvent(originator_id=new.id, originator_version=1,
+                      topic=get_topic(Message.Posted), state=app.mapper.transcoder.encode(state))
+    assert b"reply_to" not in old.state and b"class_version" not in old.state
+    [recording] = app.recorder.insert_events([old])
+
+    [stored] = app.recorder.select_notifications(start=recording, limit=1)
+    upcast = app.mapper.to_domain_event(stored)
+    assert isinstance(upcast, Message.Posted) and upcast.reply_to is None
+    loaded = app._load(new.id, Message, "")
+    assert loaded.reply_to is None and loaded.content == "written before replies existed"
+    edited = app.edit_message(workload.claim(author), author, new.number, "edited later")
+    assert edited.value.version == 2  # the new event follows the old one
+    workload.post()  # and a new message is stored as version 2
+    [latest] = app.recorder.select_notifications(start=edited.position, limit=1,
+                                                 topics=[get_topic(Message.Posted)],
+                                                 inclusive_of_start=False)
+    assert b'"class_version":2' in latest.state and b'"reply_to":null' in latest.state
+
+    drain(ProjectionRunner(settings, app=app))
+    assert query(settings, "SELECT content, edited_at IS NOT NULL FROM messages WHERE id = %s",
+                 (new.number,)) == [("edited later", True)]
+    assert all(v.equal for v in verify(settings, live_projections(), app=app))
+
+
+class MessageCounts:
+    """A read model added after the fact: messages per chat."""
+
+    name: ClassVar[str] = "message_counts"
+    ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS message_counts (chat_id bigint PRIMARY KEY,"
+        " messages bigint NOT NULL, position bigint NOT NULL)",)
+
+    @singledispatchmethod
+    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
+        """Other events are skipped."""
+
+    @apply.register
+    def _(self, event: Message.Posted, curs: Cursor[Any], position: int) -> None:
+        curs.execute("INSERT INTO message_counts VALUES (%s, 1, %s) ON CONFLICT (chat_id)"
+                     " DO UPDATE SET messages = message_counts.messages + 1,"
+                     " position = EXCLUDED.position", (event.chat, position))
+
+
+def test_a_new_projection_backfills_from_the_whole_log(app: Parley, settings: Settings) -> None:
+    workload = Workload(app, seed=15)
+    workload.setup()
+    workload.run(60)
+    drain(ProjectionRunner(settings, app=app))
+    head = app.recorder.max_notification_id()
+
+    runner = ProjectionRunner(settings, [*live_projections(), MessageCounts()], app=app)
+    assert runner.positions["message_counts"] == 0 and runner.position == 0
+    batch = runner.process_batch(limit=10)
+    assert batch is not None and batch.last_position < head
+    positions = tracking(settings)
+    assert positions["message_counts"] == batch.last_position
+    assert positions["readmodels"] == head  # never moved back by the backfill
+    assert all(positions[p.name] == head for p in live_projections())
+
+    workload.post()  # written during the backfill
+    drain(runner, limit=10)
+    positions = tracking(settings)
+    assert positions["readmodels"] == positions["message_counts"] == workload.last_position
+    [(counted,)] = query(settings, "SELECT sum(messages) FROM message_counts")
+    assert counted == query(settings, "SELECT count(*) FROM parley_events WHERE topic = %s",
+                            (get_topic(Message.Posted),))[0][0]
+    assert all(v.equal for v in verify(settings, [MessageCounts()], app=app))
+
+
+class FailingMessages(MessagesProjection):
+    """The live messages projection with a bug: it cannot apply edits."""
+
+    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
+        if isinstance(event, Message.Edited):
+            raise RuntimeError("cannot apply edits")
+        super().apply(event, curs, position)
+
+
+def test_status_reports_positions_lag_and_the_last_error(app: Parley,
+                                                         settings: Settings) -> None:
+    workload = Workload(app, seed=16)
+    workload.setup()
+    workload.run(30)
+    chat = workload.chats[0]
+    author = app._chat(chat).members[0]
+    posted = app.post_message(workload.claim(author), author, chat, "text", "typo", None)
+    app.edit_message(workload.claim(author), author, posted.value.number, "fixed")
+    others = [p for p in live_projections() if p.name != "messages"]
+    drain(ProjectionRunner(settings, others, app=app))
+    failing = ProjectionRunner(settings, [FailingMessages()], app=app)
+    with pytest.raises(RuntimeError, match="cannot apply edits"):
+        drain(failing)
+    head = app.recorder.max_notification_id()
+
+    report = status(app, live_projections())
+    assert report.head == head
+    lags = {lag.name: lag for lag in report.projections}
+    assert lags["users"].position == head and lags["users"].events == 0
+    stuck = lags["messages"]
+    assert 0 < stuck.events == head - stuck.position  # no gaps in this log
+    assert stuck.seconds is not None and 0 <= stuck.seconds < 600
+    assert stuck.error is not None and stuck.error_is_current
+    assert stuck.error.position > stuck.position and "cannot apply edits" in stuck.error.error
+
+    drain(ProjectionRunner(settings, app=app))  # the fixed code is deployed
+    recovered = {lag.name: lag for lag in status(app, live_projections()).projections}
+    assert recovered["messages"].events == 0 and recovered["messages"].seconds is None
+    assert recovered["messages"].error is not None
+    assert not recovered["messages"].error_is_current

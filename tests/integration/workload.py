@@ -1,0 +1,142 @@
+"""A randomized workload through the domain commands: every kind of event the read models keep.
+
+Users, group and direct chats, text and voice messages, edits, renames, members added and
+removed, deleted chats; each command with its own Idempotency-Key, as the API sends them.
+Refused commands (a removed member posting, editing in a deleted chat) are part of the game.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+
+from domain.app import Claim, Parley
+from domain.errors import DomainError
+from domain.message import Message
+
+
+class Workload:
+    """Random commands against one application; remembers what it wrote."""
+
+    def __init__(self, app: Parley, seed: int) -> None:
+        self.app = app
+        self.rng = random.Random(seed)
+        self.keys = itertools.count()
+        self.users: list[int] = []
+        self.chats: list[int] = []
+        self.deleted: set[int] = set()
+        self.messages: dict[int, int] = {}  # message number -> chat number
+        self.last_position = 0
+
+    def claim(self, user: int) -> Claim:
+        return Claim(f"user:{user}", f"workload-{uuid.uuid4().hex}-{next(self.keys)}", "fp")
+
+    def _done(self, position: int) -> None:
+        self.last_position = max(self.last_position, position)
+
+    def setup(self, users: int = 6) -> None:
+        for _ in range(users):
+            tag = uuid.uuid4().hex[:10]
+            outcome = self.app.register_user(Claim("anonymous", tag, "fp"),
+                                             f"{tag}@example.com", "hash", f"User {tag}", None,
+                                             tag)
+            self.users.append(outcome.value[0].number)
+            self._done(outcome.position)
+        for title in ("Team", "Friends", "Family"):
+            self.create_group(title)
+        self.create_direct()
+
+    def create_group(self, title: str) -> None:
+        creator = self.rng.choice(self.users)
+        members = self.rng.sample(self.users, min(3, len(self.users)))
+        outcome = self.app.create_chat(self.claim(creator), creator, title, True, members)
+        self.chats.append(outcome.value[0].number)
+        self._done(outcome.position)
+
+    def create_direct(self) -> None:
+        a, b = self.rng.sample(self.users, 2)
+        outcome = self.app.create_chat(self.claim(a), a, None, False, [b])
+        if outcome.value[1]:
+            self.chats.append(outcome.value[0].number)
+            self._done(outcome.position)
+
+    def step(self) -> None:
+        action = self.rng.choices(
+            [self.post, self.post_voice, self.edit, self.add_member, self.remove_member,
+             self.rename], [60, 5, 15, 8, 7, 5])[0]
+        try:
+            action()
+        except DomainError:
+            pass  # the rules refused it, as they would over HTTP
+
+    def live_chats(self) -> list[int]:
+        return [c for c in self.chats if c not in self.deleted]
+
+    def _member(self, chat: int) -> int:
+        return self.rng.choice(self.app._chat(chat).members)
+
+    def post(self) -> None:
+        chat = self.rng.choice(self.live_chats())
+        author = self._member(chat)
+        outcome = self.app.post_message(self.claim(author), author, chat, "text",
+                                        f"hello {self.rng.random():.6f}", None)
+        self.messages[outcome.value.number] = chat
+        self._done(outcome.position)
+
+    def post_voice(self) -> None:
+        chat = self.rng.choice(self.live_chats())
+        author = self._member(chat)
+        attachment_id = uuid.uuid4()
+        requested = self.app.request_attachment(self.claim(author), author, attachment_id,
+                                                f"voice/{attachment_id}.opus", "voice.opus",
+                                                "audio/opus")
+        self._done(requested.position)
+        payload = {"attachment_id": str(attachment_id), "duration_ms": 1200, "codec": "opus",
+                   "waveform": [self.rng.randrange(32) for _ in range(8)]}
+        outcome = self.app.post_message(self.claim(author), author, chat, "voice", None,
+                                        payload)
+        self.messages[outcome.value.number] = chat
+        self._done(outcome.position)
+
+    def edit(self) -> None:
+        if not self.messages:
+            return
+        number = self.rng.choice(list(self.messages))
+        author = self.app._load(Message.create_id(number), Message, "").author
+        outcome = self.app.edit_message(self.claim(author), author, number,
+                                        f"edited {self.rng.random():.6f}")
+        self._done(outcome.position)
+
+    def add_member(self) -> None:
+        chat = self.app._chat(self.rng.choice(self.live_chats()))
+        outcome = self.app.add_members(self.claim(chat.creator), chat.creator, chat.number,
+                                       self.rng.sample(self.users, 2))
+        self._done(outcome.position)
+
+    def remove_member(self) -> None:
+        chat = self.app._chat(self.rng.choice(self.live_chats()))
+        others = [m for m in chat.members if m != chat.creator]
+        if others:
+            user = self.rng.choice(others)
+            outcome = self.app.remove_member(self.claim(chat.creator), chat.creator,
+                                             chat.number, user)
+            self._done(outcome.position)
+
+    def rename(self) -> None:
+        chat = self.app._chat(self.rng.choice(self.live_chats()))
+        outcome = self.app.rename_chat(self.claim(chat.creator), chat.creator, chat.number,
+                                       f"Renamed {self.rng.randrange(100)}")
+        self._done(outcome.position)
+
+    def delete_a_chat(self) -> None:
+        """Delete a group chat that has messages (there is always one after some steps)."""
+        counts = [list(self.messages.values()).count(c) for c in self.live_chats()]
+        chat = self.app._chat(self.live_chats()[counts.index(max(counts))])
+        outcome = self.app.delete_chat(self.claim(chat.creator), chat.creator, chat.number)
+        self.deleted.add(chat.number)
+        self._done(outcome.position)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
