@@ -165,8 +165,7 @@ def test_authorization_header_connects(api: Api, stack: Stack) -> None:
 
 def test_the_query_token_never_reaches_the_log(api: Api, stack: Stack) -> None:
     log_file = Path(stack.env["PARLEY_DATA_DIR"]) / "logs" / "api.log"
-    if not log_file.exists():
-        pytest.skip(f"the api log is not at {log_file}")
+    assert log_file.exists(), f"the stack fixture logs to {log_file}"
     _, token = new_user(api)
 
     async def scenario() -> None:
