@@ -22,6 +22,8 @@ def _up(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell starts background jobs with SIGINT ignored; `kill -INT` must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with running_stack(options) as stack:
             print(f"Parley is up: {stack.base_url}/api/v1  (docs: {stack.base_url}/docs)")
