@@ -99,6 +99,9 @@ async def load_membership(pool: AsyncConnectionPool, user_id: int) -> Membership
 async def _snapshot(conn: AsyncConnection, user_id: int) -> Membership:
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # Before the snapshot is taken (at the first query): a rebuild swapping the table in
+        # (`parley projections rebuild`) finishes first, so the snapshot sees the new rows.
+        await conn.execute("LOCK TABLE membership_history IN ACCESS SHARE MODE")
         cur = await conn.execute(
             f"SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = %s",
             (READMODELS,))
