@@ -49,18 +49,13 @@ from websockets.exceptions import ConnectionClosed
 if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stats import cpu_seconds, machine_ticks, percentile
+
 PASSWORD = "benchPassword123"
 TIMEOUT = 30.0
 
 # -- statistics and CPU ----------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest rank."""
-    if not sorted_values:
-        return math.nan
-    rank = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[rank]
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
@@ -70,21 +65,6 @@ def summary(seconds: list[float]) -> dict[str, float]:
         return {"n": 0}
     out = {f"p{p}": round(percentile(ms, p), 2) for p in (50, 90, 99)}
     return {"n": len(ms), **out, "max": round(ms[-1], 2), "mean": round(sum(ms) / len(ms), 2)}
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_ticks() -> tuple[int, int] | None:
-    """(busy, total) jiffies over all cores, or None off Linux."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
 def server_cpu(match: str | None) -> dict[str, float]:

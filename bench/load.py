@@ -15,7 +15,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import resource
 import sys
 import time
 import uuid
@@ -33,6 +32,7 @@ if importlib.util.find_spec("sniffio") is None:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from setup import RESULTS, Setup, prepare
+from stats import cpu_seconds, machine_ticks, percentile
 
 
 @dataclass
@@ -48,28 +48,6 @@ class Phase:
     error_samples: dict[str, str] = field(default_factory=dict)
     client_cpu: float = 0.0  # this process: (user + sys) / wall; 1.0 = one core saturated
     machine_busy: float | None = None  # all cores, from /proc/stat; 1.0 = every core busy
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[rank]
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_ticks() -> tuple[int, int] | None:
-    """(busy, total) jiffies over all cores, or None off Linux."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
 class Recorder:
