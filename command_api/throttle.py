@@ -10,6 +10,8 @@ import math
 
 from psycopg_pool import AsyncConnectionPool
 
+from domain.store import SCHEMA_LOCK
+
 DDL = (
     """CREATE TABLE IF NOT EXISTS login_failures (
         subject text NOT NULL,
@@ -33,7 +35,8 @@ class LoginThrottle:
         return {"pair": f"pair:{email.strip().lower()}|{address}", "addr": f"addr:{address}"}
 
     async def create_tables(self) -> None:
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             for statement in DDL:
                 await conn.execute(statement)
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import strtobool
 
 from domain.errors import IdempotencyConflictError, NotFoundError
 from domain.group_commit import GroupCommit
@@ -21,6 +24,22 @@ from domain.idempotency import IdempotencyKey
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 NUMBERED = ("user", "chat", "message")
+# The advisory lock every process takes around its start-up DDL (any 64-bit constant, shared
+# by all of Parley's processes). PostgreSQL does not serialize concurrent `CREATE ... IF NOT
+# EXISTS` / `CREATE OR REPLACE`: two workers starting together fail with "tuple concurrently
+# updated" or a duplicate pg_type key. Holding this lock makes one go first, the rest no-ops.
+SCHEMA_LOCK = 0x7061726C6579  # "parley"
+
+
+@contextmanager
+def schema_lock(datastore: PostgresDatastore) -> Iterator[None]:
+    """Hold the start-up DDL lock, on a connection of its own, for the duration of the block."""
+    pool_kwargs = datastore.pool.kwargs  # a dict: eventsourcing passes one, never a callable
+    assert isinstance(pool_kwargs, dict)
+    kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        yield  # closing the session releases the lock, even if the block raised
 
 
 class _ExpiredKeyError(Exception):
@@ -50,7 +69,19 @@ class EventStoreApp(Application[UUID]):
     idempotency_ttl: float = 24 * 3600.0
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
+        env = dict(env or {})
+        create = strtobool(env.get("CREATE_TABLE") or "yes")
+        env["CREATE_TABLE"] = "no"  # created below, under the schema lock
         super().__init__(env)
+        recorder: Any = self.recorder
+        self._postgres = recorder.datastore if isinstance(
+            recorder, PostgresApplicationRecorder) else None
+        if create and self._postgres is not None:
+            with schema_lock(self._postgres):
+                recorder.create_table()
+                with self._postgres.transaction(commit=True) as curs:
+                    for kind in NUMBERED:
+                        curs.execute(f"CREATE SEQUENCE IF NOT EXISTS parley_{kind}_numbers")
         self._next_number = self._number_allocator()
         self._local = threading.local()
         self._group = GroupCommit(self.events.put)
@@ -145,12 +176,8 @@ class EventStoreApp(Application[UUID]):
 
     def _number_allocator(self) -> Callable[[str], int]:
         """Integer public ids: a PostgreSQL sequence per kind, or a counter in memory."""
-        recorder: Any = self.recorder
-        if isinstance(recorder, PostgresApplicationRecorder):
-            datastore = recorder.datastore
-            with datastore.transaction(commit=True) as curs:
-                for kind in NUMBERED:
-                    curs.execute(f"CREATE SEQUENCE IF NOT EXISTS parley_{kind}_numbers")
+        datastore = self._postgres
+        if datastore is not None:
 
             def allocate(kind: str) -> int:
                 with datastore.get_connection() as conn:

@@ -22,6 +22,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTracking
 from psycopg import Cursor
 
 from domain.app import Parley
+from domain.store import schema_lock
 from projectors.base import Projection
 from projectors.errors import record_error
 from projectors.replay import REPLAY_BATCH, LogReader, LogSlice, RawSlice, wanted_types
@@ -51,7 +52,9 @@ class Replayer:
         recorder = app.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
         self.datastore = recorder.datastore
-        PostgresTrackingRecorder(self.datastore, tracking_table_name=TRACKING_TABLE).create_table()
+        with schema_lock(self.datastore):
+            PostgresTrackingRecorder(self.datastore,
+                                     tracking_table_name=TRACKING_TABLE).create_table()
         self.positions = Positions(self.datastore.schema)
         self.shadows = [Shadow(p, purpose, self.positions) for p in projections]
         self.reader = LogReader(app, wanted_types(projections))

@@ -15,6 +15,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 
 from domain.app import Parley
+from domain.store import schema_lock
 from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
 from projectors.chats import ChatsProjection
@@ -61,13 +62,14 @@ class ProjectionRunner:
         self.datastore = recorder.datastore
         self.tracking = PostgresTrackingRecorder(self.datastore,
                                                  tracking_table_name=TRACKING_TABLE)
-        self.tracking.create_table()
         self.projections = list(projections or live_projections())
-        with self.datastore.transaction(commit=True) as curs:
-            for projection in self.projections:
-                for statement in projection.ddl:
-                    curs.execute(statement)
-            curs.execute(ERRORS_DDL)
+        with schema_lock(self.datastore):
+            self.tracking.create_table()
+            with self.datastore.transaction(commit=True) as curs:
+                for projection in self.projections:
+                    for statement in projection.ddl:
+                        curs.execute(statement)
+                curs.execute(ERRORS_DDL)
         self.positions = {p.name: self.tracking.max_tracking_id(p.name) or 0
                           for p in self.projections}
         self.readmodels_position = self.tracking.max_tracking_id(READMODELS) or 0
