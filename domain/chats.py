@@ -113,16 +113,19 @@ class ChatCommands(EventStoreApp):
         chat.check_visible_to(author)
         message = Message(number=self._next_number("message"), chat=chat_number, author=author,
                           type=type, content=content, payload=payload)
-        return Outcome(message, self._save(claim, 201, message_location(message.number), message))
+        return Outcome(message, self._save(claim, 201, message_location(message.number), message,
+                                           read=[chat]))
 
     def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
         message = self._load(Message.create_id(number), Message, "Message not found")
         try:
-            self._chat(message.chat).check_visible_to(by)
+            chat = self._chat(message.chat)
+            chat.check_visible_to(by)
         except (NotFoundError, ForbiddenError) as exc:  # not visible: as if it did not exist
             raise NotFoundError("Message not found") from exc
         message.edit(by, content)
-        return Outcome(message, self._save(claim, 200, message_location(number), message))
+        return Outcome(message, self._save(claim, 200, message_location(number), message,
+                                           read=[chat]))
 
     def request_attachment(self, claim: Claim, owner: int, attachment_id: UUID, key: str,
                            filename: str, content_type: str) -> Outcome[Attachment]:

@@ -5,7 +5,8 @@ order), and every commit waits for its fsync, so one transaction per command cap
 the disk's commit rate. A committer thread takes every command waiting at that moment and
 appends their events in one transaction. If that batch breaks a uniqueness rule (an email, a
 direct-chat pair, an idempotency key), each command is appended on its own, so only the
-offending one fails, exactly as if it had been alone.
+offending one fails, exactly as if it had been alone. A command whose read went stale
+(`domain.recorder`) fails alone the same way, to be run again; the others commit.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Recording
 
+from domain.recorder import StaleReadError
+
 MAX_BATCH_EVENTS = 1000
-Put = Callable[[Sequence[Any]], list[Recording[Any]]]
+Put = Callable[..., list[Recording[Any]]]  # put(events, expected=[(id, version), ...])
 
 
 @dataclass
 class _Pending:
     events: list[Any]
+    expected: list[tuple[UUID, int]]
     done: threading.Event = field(default_factory=threading.Event)
     recordings: list[Recording[Any]] | None = None
     error: BaseException | None = None
@@ -39,9 +44,13 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def append(self, events: list[Any]) -> list[Recording[Any]]:
-        """Append the events atomically; blocks until they are committed (or refused)."""
-        pending = _Pending(events)
+    def append(self, events: list[Any],
+               expected: Sequence[tuple[UUID, int]] = ()) -> list[Recording[Any]]:
+        """Append the events atomically, if the `expected` aggregate versions still hold.
+
+        Blocks until they are committed or refused (StaleReadError: an expectation failed).
+        """
+        pending = _Pending(events, list(expected))
         self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -74,8 +83,17 @@ class GroupCommit:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        events = [event for pending in batch for event in pending.events]
+        expected = [e for pending in batch for e in pending.expected]
         try:
-            recordings = self._put([event for pending in batch for event in pending.events])
+            recordings = self._put(events, expected=expected) if expected else self._put(events)
+        except StaleReadError as exc:
+            stale = [p for p in batch if any(i in exc.stale for i, _ in p.expected)]
+            rest = [p for p in batch if not any(i in exc.stale for i, _ in p.expected)]
+            self._fail(stale or batch, exc)
+            if stale and rest:
+                self._commit(rest)
+            return
         except IntegrityError as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -20,10 +20,12 @@ from eventsourcing.utils import strtobool
 from domain.errors import IdempotencyConflictError, NotFoundError
 from domain.group_commit import GroupCommit
 from domain.idempotency import IdempotencyKey
+from domain.recorder import StaleReadError
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 NUMBERED = ("user", "chat", "message")
+STALE_RETRIES = 5  # a command losing this many races in a row gets the last one's error
 # The advisory lock every process takes around its start-up DDL (any 64-bit constant, shared
 # by all of Parley's processes). PostgreSQL does not serialize concurrent `CREATE ... IF NOT
 # EXISTS` / `CREATE OR REPLACE`: two workers starting together fail with "tuple concurrently
@@ -72,6 +74,8 @@ class EventStoreApp(Application[UUID]):
         env = dict(env or {})
         create = strtobool(env.get("CREATE_TABLE") or "yes")
         env["CREATE_TABLE"] = "no"  # created below, under the schema lock
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            env.setdefault("APPLICATION_RECORDER_TOPIC", "domain.recorder:ParleyRecorder")
         super().__init__(env)
         recorder: Any = self.recorder
         self._postgres = recorder.datastore if isinstance(
@@ -108,6 +112,14 @@ class EventStoreApp(Application[UUID]):
         collides with an existing one. Only when that existing use has expired is the command
         run again, now reusing the record; nothing of the first attempt was saved.
         """
+        for _ in range(STALE_RETRIES):
+            try:
+                return self._run_claiming(command, *args, **kwargs)
+            except StaleReadError:
+                continue  # what it decided on changed under it: decide again on fresh state
+        return self._run_claiming(command, *args, **kwargs)
+
+    def _run_claiming(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return command(*args, **kwargs)
         except _ExpiredKeyError:
@@ -118,11 +130,16 @@ class EventStoreApp(Application[UUID]):
                 self._local.reuse = False
 
     def _save(self, claim: Claim | None, status: int, location: str | None,
-              *aggregates: Aggregate) -> int:
-        """Save the aggregates and the key's record in one transaction; return the position."""
+              *aggregates: Aggregate, read: Sequence[Aggregate] = ()) -> int:
+        """Save the aggregates and the key's record in one transaction; return the position.
+
+        `read`: aggregates the decision depended on without changing them; if any changed
+        before the append, nothing is saved and StaleReadError makes run_command decide again.
+        """
         record = self._claim(claim, status, location) if claim else None
         try:
-            recordings = self._append(*aggregates, record)
+            recordings = self._append(*aggregates, record,
+                                      expected=[(a.id, a.version) for a in read])
         except IntegrityError:
             if claim is not None:
                 if record is not None and record.version == 1 and \
@@ -132,10 +149,11 @@ class EventStoreApp(Application[UUID]):
             raise
         return max(r.notification.id for r in recordings)
 
-    def _append(self, *aggregates: Aggregate | None) -> list[Any]:
+    def _append(self, *aggregates: Aggregate | None,
+                expected: Sequence[tuple[UUID, int]] = ()) -> list[Any]:
         """Save through the group commit: one transaction, maybe shared with other commands."""
         events = [e for a in aggregates if a is not None for e in a.collect_events()]
-        return self._group.append(events)
+        return self._group.append(events, expected)
 
     def close(self) -> None:
         self._group.close()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.group_commit import GroupCommit
+from domain.recorder import StaleReadError
 
 
 class Log:
@@ -28,6 +30,16 @@ class Log:
         start = len(self.rows)
         self.rows.extend(events)
         return [(event, start + i) for i, event in enumerate(events)]
+
+
+def run_together(append: Callable[[int], None], count: int, gate: threading.Event) -> None:
+    """Start `count` appending threads while the first transaction is held, then let go."""
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join()
 
 
 def test_waiting_appends_share_transactions_and_get_their_own_recordings() -> None:
@@ -63,12 +75,7 @@ def test_only_the_offending_append_fails() -> None:
         except IntegrityError as exc:
             errors[n] = exc
 
-    threads = [threading.Thread(target=append, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    log.gate.set()
-    for thread in threads:
-        thread.join()
+    run_together(append, 12, log.gate)
     group.close()
     assert list(errors) == [7]
     assert sorted(log.rows) == sorted(["taken", *(f"e{n}" for n in range(12) if n != 7)])
@@ -82,3 +89,28 @@ def test_other_failures_reach_every_waiting_caller() -> None:
     with pytest.raises(ConnectionError):
         group.append(["x"])
     group.close()
+
+
+def test_a_stale_append_fails_alone_and_the_rest_of_its_batch_commits() -> None:
+    log, moved = Log(), uuid4()
+
+    def put(events: Sequence[Any], expected: Sequence[tuple[UUID, int]] = ()) -> list[Any]:
+        stale = {i for i, _ in expected if i == moved}
+        if stale:
+            log.gate.wait(5)
+            raise StaleReadError(stale)
+        return log.put(events)
+
+    group = GroupCommit(put)
+    errors: dict[int, BaseException] = {}
+
+    def append(n: int) -> None:
+        try:
+            group.append([f"e{n}"], expected=[(moved if n == 3 else uuid4(), 1)])
+        except StaleReadError as exc:
+            errors[n] = exc
+
+    run_together(append, 12, log.gate)
+    group.close()
+    assert list(errors) == [3]
+    assert sorted(log.rows) == sorted(f"e{n}" for n in range(12) if n != 3)

@@ -1,0 +1,109 @@
+"""A post or edit decided on a chat that changed before the append is decided again.
+
+Messages are their own aggregates, so nothing in the events table's uniqueness stops a post
+from landing after its author's removal. These tests force that interleaving: the removal (by
+another application instance, as another API worker would) commits between the post loading
+the chat and appending the message. The append notices, rolls back, and the command runs again
+on the fresh chat, where the author is no longer a member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from domain.app import Claim, Parley
+from domain.chat import Chat
+from domain.errors import ForbiddenError, NotFoundError
+from domain.message import Message
+from shared.settings import Settings
+
+
+@pytest.fixture
+def apps(settings: Settings) -> Iterator[tuple[Parley, Parley]]:
+    env = settings.eventsourcing_env()
+    poster, admin = Parley(env=env), Parley(env=env)
+    yield poster, admin
+    poster.close()
+    admin.close()
+
+
+def group_chat(app: Parley) -> int:
+    for n in (1, 2):
+        app.register_user(Claim("anonymous", f"r{n}", "fp"), f"u{n}@example.com", "h",
+                          f"U{n}", None, f"t{n}")
+    chat, _ = app.create_chat(Claim("user:1", "c", "fp"), 1, "team", True, [2]).value
+    return int(chat.number)
+
+
+def race(app: Parley, change: Callable[[], Any]) -> list[int]:
+    """Make `change` commit right after the app's next chat load; count the loads."""
+    load = app._chat
+    loads: list[int] = []
+
+    def loading_then_changing(number: int) -> Chat:
+        chat = load(number)
+        loads.append(chat.version)
+        if len(loads) == 1:
+            change()
+        return chat
+
+    app._chat = loading_then_changing  # type: ignore[method-assign]
+    return loads
+
+
+def posted_by(app: Parley, author: int) -> list[Message]:
+    return [n for n in (app.repository.get(Message.create_id(i))
+                        for i in range(1, 100) if app._exists(Message.create_id(i)))
+            if n.author == author and n.type == "text"]
+
+
+def test_a_post_racing_its_authors_removal_is_refused(apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    loads = race(poster, lambda: admin.remove_member(Claim("user:1", "rm", "fp"), 1, chat, 2))
+    with pytest.raises(ForbiddenError):
+        poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat, "text",
+                           "sent while being removed", None)
+    assert len(loads) == 2  # decided twice: the first decision went stale
+    assert posted_by(poster, 2) == []
+    # the key was not consumed by the refused attempt
+    with pytest.raises(ForbiddenError):
+        poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat, "text",
+                           "again", None)
+
+
+def test_a_post_racing_the_chats_deletion_is_refused(apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    race(poster, lambda: admin.delete_chat(Claim("user:1", "del", "fp"), 1, chat))
+    with pytest.raises(NotFoundError):
+        poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat, "text",
+                           "sent while deleted", None)
+    assert posted_by(poster, 2) == []
+
+
+def test_an_edit_racing_its_authors_removal_is_refused(apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    message = poster.post_message(Claim("user:2", "p", "fp"), 2, chat, "text", "before",
+                                  None).value
+    race(poster, lambda: admin.remove_member(Claim("user:1", "rm", "fp"), 1, chat, 2))
+    with pytest.raises(NotFoundError):
+        poster.run_command(poster.edit_message, Claim("user:2", "e", "fp"), 2, message.number,
+                           "after removal")
+    assert poster.repository.get(message.id).content == "before"
+
+
+def test_a_post_whose_chat_changed_harmlessly_still_goes_through(
+        apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    loads = race(poster, lambda: admin.rename_chat(Claim("user:1", "mv", "fp"), 1, chat, "new"))
+    message = poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat,
+                                 "text", "still welcome", None).value
+    assert loads[1] == loads[0] + 1  # decided again, on the renamed chat
+    assert [m.content for m in posted_by(poster, 2)] == ["still welcome"]
+    assert message.content == "still welcome"
