@@ -19,6 +19,7 @@ from domain.app import Parley
 from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
+from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         parley = await run_in_threadpool(Parley, settings.eventsourcing_env())
         parley.idempotency_ttl = settings.idempotency_ttl
-        pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
+        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=8, open=False)
         await pool.open(wait=True)
         waiter = PositionWaiter(settings.database_url)
         await waiter.start()
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await throttle.create_tables()
         storage = Storage(settings) if settings.s3_endpoint else None
         ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
-                      throttle=throttle, waiter=waiter, fingerprint_secret=secret,
+                      throttle=throttle, waiter=waiter, sessions=EndedSessions(pool),
+                      fingerprint_secret=secret,
                       storage=storage)
         app.state.context = state["ctx"] = ctx
         try:

@@ -34,7 +34,7 @@ INVALID_CREDENTIALS = "Invalid email or password"
 
 
 def _token_pair(ctx: Context, user_id: int, session_id: str, refresh_id: str) -> TokenPair:
-    access, _ = ctx.tokens.issue("access", user_id)
+    access, _ = ctx.tokens.issue("access", user_id, session_id=session_id)
     refresh, _ = ctx.tokens.issue("refresh", user_id, session_id=session_id, token_id=refresh_id)
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=ctx.tokens.access_ttl)
 
@@ -123,7 +123,8 @@ async def logout(request: Request) -> Response:
     position = await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
     if position is None:  # already revoked: logging out twice is fine
         return Response(status_code=204)
-    return await ctx.written(position, 204, wait=False)
+    # waits for the read models: once 204 arrives, the session's access tokens are refused
+    return await ctx.written(position, 204)
 
 
 def _new_token_id() -> str:

@@ -23,6 +23,7 @@ from domain.errors import (
 from domain.store import Claim
 from shared.http import ApiError, authenticate, json_response, read_json, validate
 from shared.positions import PositionWaiter
+from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
@@ -40,6 +41,7 @@ class Context:
     tokens: TokenService
     throttle: LoginThrottle
     waiter: PositionWaiter
+    sessions: EndedSessions
     fingerprint_secret: bytes
 
     storage: Storage | None = None
@@ -61,14 +63,14 @@ class Context:
 
     async def caller(self, request: Request, model: type[M]) -> tuple[int, Claim, M]:
         """Authenticate, take the Idempotency-Key (scoped to the user) and parse the body."""
-        user = authenticate(request, self.tokens).user_id
+        user = (await authenticate(request, self.tokens, self.sessions)).user_id
         raw = await read_json(request)
         claim = claim_for(request, f"user:{user}", raw, self.fingerprint_secret)
         return user, claim, validate(model, raw)
 
     async def bodiless_caller(self, request: Request) -> tuple[int, Claim]:
         """As `caller`, for DELETE requests without a body."""
-        user = authenticate(request, self.tokens).user_id
+        user = (await authenticate(request, self.tokens, self.sessions)).user_id
         return user, claim_for(request, f"user:{user}", None, self.fingerprint_secret)
 
     async def written(self, position: int, status: int, body: BaseModel | None = None,

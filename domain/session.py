@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -33,12 +34,28 @@ class Session(Aggregate):
     def _rotated(self, token_id: str) -> None:
         self.token_id = token_id
 
+    class Revoked(Aggregate.Event):
+        """The family ended (logout, detected reuse): its access tokens die with it.
+
+        Version 2 added `user_number`, so the event alone says whose sockets to close;
+        stored version-1 events are upcast with None (nobody to notify any more).
+        """
+
+        class_version = 2
+
+        reason: str
+        user_number: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["user_number"] = None
+
     def revoke(self, reason: str) -> None:
         if not self.revoked:
-            self._revoked(reason)
+            self._revoked(reason, self.user_number)
 
-    @event("Revoked")
-    def _revoked(self, reason: str) -> None:
+    @event(Revoked)
+    def _revoked(self, reason: str, user_number: int | None) -> None:
         self.revoked = True
 
 

@@ -26,6 +26,7 @@ from gateway.protocol import CLOSE_MALFORMED
 from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
+from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.tokens import TokenService
 
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await pool.open(wait=True)
             await feed.start(wait=STREAM_WAIT_SECONDS)
             hub = Hub(router=router, tokens=TokenService(settings), feed=feed, pool=pool,
-                      js=nc.jetstream(), stream=settings.nats_stream)
+                      js=nc.jetstream(), stream=settings.nats_stream,
+                      sessions=EndedSessions(pool))
             state["ctx"] = Context(nc=nc, hub=hub)
             yield
         finally:

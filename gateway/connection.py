@@ -46,6 +46,8 @@ from gateway.protocol import (
 from gateway.replay import ReplayStalledError, first_sequence, replay
 from gateway.router import Router
 from shared import subjects
+from shared.sessions import EndedSessions
+from shared.subjects import SESSION_ENDED
 from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
 
 log = logging.getLogger("parley.gateway")
@@ -54,6 +56,7 @@ OUTBOX_FRAMES = 1000
 MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
+SESSION_ENDED_REASON = "session ended (logged out)"
 
 CONNECTIONS = Gauge("parley_ws_connections", "Open WebSocket sessions")
 CLOSES = Counter("parley_ws_closes_total", "Ended WebSocket sessions by close code", ["code"])
@@ -69,6 +72,7 @@ class Hub:
     pool: AsyncConnectionPool
     js: JetStreamContext
     stream: str
+    sessions: EndedSessions
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Connection:
                  cursor: int | None = None) -> None:
         self.websocket = websocket
         self.user_id = claims.user_id
+        self.session_id = claims.session_id
         self.expires_at = claims.expires_at
         self.hub = hub
         self.tokens = hub.tokens
@@ -96,6 +101,7 @@ class Connection:
         self._subjects: set[str] = set()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
         self._closed: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self._checks: set[asyncio.Task[None]] = set()  # session checks after re-auth
 
     async def serve(self) -> None:
         """Subscribe, accept, run until something ends the session, then close with its code."""
@@ -113,6 +119,7 @@ class Connection:
             close = await self._closed
         finally:
             self._leave()
+            tasks.extend(self._checks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -154,6 +161,10 @@ class Connection:
     # -- starting: snapshot, replay, hand-over ---------------------------------------------
 
     async def _start(self, upper: int) -> None:
+        # Checked after the tap began: a session ending from now on arrives as a frame, one
+        # that ended before is in the read model (it is committed before it is published).
+        if await self._session_ended():
+            return
         self.membership = await load_membership(self.hub.pool, self.user_id)
         floor = upper
         if self.cursor is not None:
@@ -185,9 +196,16 @@ class Connection:
         self.router.watch_user(self.user_id, self)
 
     def _wants(self, frame: Frame, apply: bool = False) -> bool:
-        """The user's own frames, and chat frames of chats it was a member of at the time."""
+        """The user's own frames, and chat frames of chats it was a member of at the time.
+
+        `session.ended` is the gateway's own: it closes this socket if it names its session.
+        """
         if frame.subject == subjects.user(self.user_id):
-            return True
+            if frame.event != SESSION_ENDED:
+                return True
+            if frame.data.get("session_id") == self.session_id:
+                self._finish(CLOSE_UNAUTHORIZED, SESSION_ENDED_REASON)
+            return False
         if apply:
             self.membership.apply(frame)
         return self.membership.admits(frame)
@@ -220,7 +238,7 @@ class Connection:
 
     # -- the three tasks -----------------------------------------------------------------
 
-    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
         except (WebSocketDisconnect, OSError):
@@ -285,3 +303,15 @@ class Connection:
             self._finish(CLOSE_UNAUTHORIZED, "access token of another user")
             return
         self.expires_at = max(self.expires_at, claims.expires_at)
+        if claims.session_id != self.session_id:  # a token of another login of this user
+            self.session_id = claims.session_id
+            check = asyncio.create_task(self._guard(self._session_ended()))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+
+    async def _session_ended(self) -> bool:
+        """Close with 4401 if this socket's session has ended (logged out)."""
+        if await self.hub.sessions.session_ended(self.session_id):
+            self._finish(CLOSE_UNAUTHORIZED, SESSION_ENDED_REASON)
+            return True
+        return False

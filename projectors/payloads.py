@@ -10,16 +10,27 @@ from functools import singledispatch
 
 from domain.chat import Chat
 from domain.message import Message
+from domain.session import Session
 from domain.user import User
 from projectors.base import PublicEvent
 from shared import subjects
 from shared.schemas import MessageOut, PublicUser, dump, format_timestamp
+from shared.subjects import SESSION_ENDED
 
 
 @singledispatch
 def public_events(event: object) -> list[PublicEvent]:
     """Private events (sessions, idempotency keys, password hashes) are never published."""
     return []
+
+
+@public_events.register
+def _(event: Session.Revoked) -> list[PublicEvent]:
+    """For the gateway only (it closes that session's sockets), on the user's own subject."""
+    if event.user_number is None:  # a version-1 event: its tokens expired long ago
+        return []
+    data = {"session_id": str(event.originator_id)}
+    return [PublicEvent(subjects.user(event.user_number), SESSION_ENDED, data)]
 
 
 @public_events.register

@@ -23,6 +23,7 @@ from projectors.errors import DDL as ERRORS_DDL
 from projectors.errors import record_error
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
+from projectors.sessions import SessionsProjection
 from projectors.tracking import share_batch_lock
 from projectors.users import UsersProjection
 from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
@@ -35,7 +36,7 @@ BATCH_SIZE = 1000
 def live_projections() -> list[Projection]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
     return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
-            MembershipsProjection()]
+            MembershipsProjection(), SessionsProjection()]
 
 
 @dataclass(frozen=True)

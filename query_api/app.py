@@ -14,6 +14,7 @@ from query_api.context import Context
 from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
+from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await waiter.start()
         storage = Storage(settings) if settings.s3_endpoint else None
         ctx = Context(settings=settings, pool=pool, tokens=TokenService(settings), waiter=waiter,
-                      storage=storage)
+                      sessions=EndedSessions(pool), storage=storage)
         app.state.context = state["ctx"] = ctx
         try:
             yield

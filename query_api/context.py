@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from shared.http import ApiError, authenticate
 from shared.positions import PositionWaiter
+from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tokens import TokenClaims, TokenService
@@ -22,13 +23,14 @@ class Context:
     pool: AsyncConnectionPool
     tokens: TokenService
     waiter: PositionWaiter
+    sessions: EndedSessions
     storage: Storage | None = None
 
 
 async def reader(request: Request) -> tuple[Context, TokenClaims]:
     """Authenticate the caller and honour `X-Min-Position` (bounded wait) before a read."""
     ctx: Context = request.app.state.context
-    claims = authenticate(request, ctx.tokens)
+    claims = await authenticate(request, ctx.tokens, ctx.sessions)
     raw = request.headers.get("x-min-position")
     if raw is not None:
         try:

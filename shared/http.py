@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.sessions import EndedSessions
 from shared.tokens import InvalidTokenError, TokenClaims, TokenService
 
 M = TypeVar("M", bound=BaseModel)
@@ -99,13 +100,17 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def authenticate(request: Request, tokens: TokenService) -> TokenClaims:
-    """The caller's verified access-token claims, or 401."""
+async def authenticate(request: Request, tokens: TokenService,
+                       sessions: EndedSessions) -> TokenClaims:
+    """The caller's verified access-token claims, or 401 (also once its session ended)."""
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     try:
-        return tokens.verify(bearer_token(request), "access")
+        claims = tokens.verify(bearer_token(request), "access")
     except InvalidTokenError:
-        raise ApiError(401, "Invalid or expired token",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        raise ApiError(401, "Invalid or expired token", headers=challenge) from None
+    if await sessions.ended(claims):
+        raise ApiError(401, "The token's session has ended (logged out)", headers=challenge)
+    return claims
 
 
 def int_param(value: str | None, name: str) -> int:

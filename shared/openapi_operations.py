@@ -83,8 +83,10 @@ AUTH: list[Operation] = [
         "POST", f"{API}/auth/logout", "Log out (revoke the refresh token's login)", "auth",
         request=RefreshRequest, auth=False, idempotent=False,
         request_example={"refresh_token": "eyJ0eXAiOiJKV1QiLCJhbGc..."},
-        description="Revokes every refresh token of the presented token's login. "
-                    "No `Idempotency-Key` needed.",
+        description="Ends the presented token's login: every refresh token of it is revoked, "
+                    "and its access tokens are refused from the moment this answers (HTTP "
+                    "401, WebSocket sockets closed with 4401). Other logins of the same user "
+                    "keep working. No `Idempotency-Key` needed.",
         responses={
             204: None,
             400: "Validation error.",

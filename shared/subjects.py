@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 PREFIX = "parley"
+# Published on the user's subject when a login session ends; the gateway closes that session's
+# sockets and never forwards the event itself to clients.
+SESSION_ENDED = "session.ended"
 
 
 def all_subjects() -> str:

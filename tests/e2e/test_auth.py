@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import httpx
 import psycopg
@@ -240,3 +241,39 @@ def test_logout_revokes_the_refresh_token(api: Api) -> None:
                     key=None).status_code == 204
     again = api.post("/auth/refresh", {"refresh_token": tokens["refresh_token"]}, key=None)
     assert again.status_code == 401
+
+
+def test_logout_ends_the_sessions_access_tokens_but_not_other_logins(api: Api) -> None:
+    registered = api.register()
+    email, first = registered["user"]["email"], registered["tokens"]
+    second = api.post("/auth/login", {"email": email, "password": "securePassword123"}).json()
+    assert api.post("/auth/logout", {"refresh_token": first["refresh_token"]},
+                    key=None).status_code == 204
+    for response in (api.get("/users/me", token=first["access_token"]),
+                     api.post("/chats", {"title": "t", "is_group": True, "member_ids": []},
+                              token=first["access_token"])):
+        assert response.status_code == 401, response.text
+        assert response.json()["detail"] == "The token's session has ended (logged out)"
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert api.get("/users/me", token=second["access_token"]).status_code == 200
+    # the access token of a refreshed pair belongs to the same session: it ends too
+    renewed = api.post("/auth/refresh", {"refresh_token": second["refresh_token"]},
+                       key=None).json()
+    assert api.post("/auth/logout", {"refresh_token": renewed["refresh_token"]},
+                    key=None).status_code == 204
+    for token in (second["access_token"], renewed["access_token"]):
+        assert api.get("/users/me", token=token).status_code == 401
+
+
+def test_refresh_token_reuse_ends_the_sessions_access_tokens(api: Api) -> None:
+    tokens = api.register()["tokens"]
+    rotated = api.post("/auth/refresh", {"refresh_token": tokens["refresh_token"]},
+                       key=None).json()
+    assert api.post("/auth/refresh", {"refresh_token": tokens["refresh_token"]},
+                    key=None).status_code == 401  # a replay: the family is revoked
+    # revocation on reuse answers at once, without waiting for the read models: poll briefly
+    deadline = time.monotonic() + 10
+    while api.get("/users/me", token=rotated["access_token"]).status_code == 200:
+        assert time.monotonic() < deadline, "the stolen family's access token still works"
+        time.sleep(0.05)
+    assert api.get("/users/me", token=rotated["access_token"]).status_code == 401

@@ -325,3 +325,47 @@ def test_expiry_closes_4401_unless_a_fresh_token_arrives(api: Api, stack: Stack,
             assert await pong(refreshed) == {"event": "pong"}
 
     run(scenario())
+
+
+def test_logout_closes_that_sessions_sockets_4401_and_no_other(api: Api, stack: Stack) -> None:
+    registered = api.register()
+    email, first = registered["user"]["email"], registered["tokens"]
+    second = api.post("/auth/login", {"email": email, "password": "securePassword123"}).json()
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=first["access_token"])) as ended, \
+                connect(ws_url(stack, token=second["access_token"])) as other:
+            assert await pong(ended) == {"event": "pong"}
+            assert await pong(other) == {"event": "pong"}
+            response = await asyncio.to_thread(
+                api.post, "/auth/logout", {"refresh_token": first["refresh_token"]}, key=None)
+            assert response.status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:  # nothing but the user's own registration may come before
+                    frame = json.loads(await asyncio.wait_for(ended.recv(), TIMEOUT))
+                    assert frame["event"] == "user.registered", frame
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == \
+                (4401, "session ended (logged out)")
+            # the other login's socket stays open and never sees the gateway's own event
+            assert await pong(other) == {"event": "pong"}
+        # and the ended session's token cannot connect again
+        assert await refused(ws_url(stack, token=first["access_token"])) == 4401
+
+    run(scenario())
+
+
+def test_auth_frame_with_an_ended_sessions_token_is_closed_4401(api: Api, stack: Stack) -> None:
+    registered = api.register()
+    email, first = registered["user"]["email"], registered["tokens"]
+    second = api.post("/auth/login", {"email": email, "password": "securePassword123"}).json()
+    assert api.post("/auth/logout", {"refresh_token": first["refresh_token"]},
+                    key=None).status_code == 204
+
+    async def scenario() -> None:
+        async with connect(ws_url(stack, token=second["access_token"])) as ws:
+            assert await pong(ws) == {"event": "pong"}
+            await ws.send(json.dumps({"type": "auth", "token": first["access_token"]}))
+            assert await close_code(ws, registered=True) == 4401
+
+    run(scenario())

@@ -21,7 +21,9 @@ from psycopg import Cursor
 
 from domain.app import Parley
 from domain.message import Message
+from domain.session import Session
 from projectors.messages import MessagesProjection
+from projectors.payloads import public_events
 from projectors.rebuild import Rebuild
 from projectors.runner import LogListener, ProjectionRunner, live_projections
 from projectors.status import status
@@ -202,6 +204,19 @@ def test_kill_9_mid_rebuild_leaves_live_tables_serving_and_a_rerun_completes(
     assert all(v.equal for v in verify(settings, live_projections(), app=app))
 
 
+def store_as_version_1(app: Parley, event: Any, added_in_version_2: str) -> int:
+    """Append the event as version 1 of its class stored it: without the field version 2
+    added and without `class_version`; returns its log position."""
+    state = {k: v for k, v in vars(event).items()
+             if k not in ("originator_id", "originator_version", added_in_version_2)}
+    old = StoredEvent(originator_id=event.originator_id,
+                      originator_version=event.originator_version, topic=get_topic(type(event)),
+                      state=app.mapper.transcoder.encode(state))
+    assert added_in_version_2.encode() not in old.state and b"class_version" not in old.state
+    [recording] = app.recorder.insert_events([old])
+    return int(recording)
+
+
 def test_message_events_stored_before_reply_to_still_replay(app: Parley,
                                                             settings: Settings) -> None:
     workload = Workload(app, seed=14)
@@ -211,13 +226,7 @@ def test_message_events_stored_before_reply_to_still_replay(app: Parley,
     # A Message.Posted as version 1 stored it: no `reply_to`, no `class_version`.
     new = Message(number=app._next_number("message"), chat=chat, author=author, type="text",
                   content="written before replies existed", payload=None)
-    event = new.collect_events()[0]
-    state = {k: v for k, v in vars(event).items()
-             if k not in ("originator_id", "originator_version", "reply_to")}
-    old = StoredEvent(originator_id=new.id, originator_version=1,
-                      topic=get_topic(Message.Posted), state=app.mapper.transcoder.encode(state))
-    assert b"reply_to" not in old.state and b"class_version" not in old.state
-    [recording] = app.recorder.insert_events([old])
+    recording = store_as_version_1(app, new.collect_events()[0], "reply_to")
 
     [stored] = app.recorder.select_notifications(start=recording, limit=1)
     upcast = app.mapper.to_domain_event(stored)
@@ -323,3 +332,26 @@ def test_status_reports_positions_lag_and_the_last_error(app: Parley,
     assert recovered["messages"].events == 0 and recovered["messages"].seconds is None
     assert recovered["messages"].error is not None
     assert not recovered["messages"].error_is_current
+
+
+def test_session_revocations_stored_before_user_number_still_replay(app: Parley,
+                                                                    settings: Settings) -> None:
+    workload = Workload(app, seed=15)
+    workload.setup(users=2)
+    user = workload.users[0]
+    session = app.start_session(workload.claim(user), user, "token").value
+    # A Session.Revoked as version 1 stored it: no `user_number`, no `class_version`.
+    session.revoke("logout")
+    recording = store_as_version_1(app, session.collect_events()[0], "user_number")
+
+    [stored] = app.recorder.select_notifications(start=recording, limit=1)
+    upcast = app.mapper.to_domain_event(stored)
+    assert isinstance(upcast, Session.Revoked) and upcast.user_number is None
+    assert public_events(upcast) == []  # nobody to notify: its tokens expired long ago
+    loaded = app.get_session(session.id)
+    assert loaded is not None and loaded.revoked
+
+    drain(ProjectionRunner(settings, app=app))
+    assert query(settings, "SELECT user_id, reason FROM ended_sessions WHERE session_id = %s",
+                 (session.id,)) == [(None, "logout")]
+    assert all(v.equal for v in verify(settings, live_projections(), app=app))

@@ -1,7 +1,8 @@
 """A randomized workload through the domain commands: every kind of event the read models keep.
 
 Users, group and direct chats, text and voice messages, edits, renames, members added and
-removed, deleted chats; each command with its own Idempotency-Key, as the API sends them.
+removed, deleted chats, logins and logouts; each command with its own Idempotency-Key, as the
+API sends them.
 Refused commands (a removed member posting, editing in a deleted chat) are part of the game.
 """
 
@@ -64,7 +65,7 @@ class Workload:
     def step(self) -> None:
         action = self.rng.choices(
             [self.post, self.post_voice, self.edit, self.add_member, self.remove_member,
-             self.rename], [60, 5, 15, 8, 7, 5])[0]
+             self.rename, self.login_and_logout], [60, 5, 15, 8, 7, 5, 3])[0]
         try:
             action()
         except DomainError:
@@ -128,6 +129,13 @@ class Workload:
         outcome = self.app.rename_chat(self.claim(chat.creator), chat.creator, chat.number,
                                        f"Renamed {self.rng.randrange(100)}")
         self._done(outcome.position)
+
+    def login_and_logout(self) -> None:
+        user = self.rng.choice(self.users)
+        session = self.app.start_session(self.claim(user), user, uuid.uuid4().hex).value
+        position = self.app.revoke_session(session.id, "logout")
+        assert position is not None
+        self._done(position)
 
     def delete_a_chat(self) -> None:
         """Delete a group chat that has messages (there is always one after some steps)."""
