@@ -20,7 +20,7 @@ from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
 from shared.sessions import EndedSessions
-from shared.settings import Settings
+from shared.settings import AUTOCOMMIT, Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
 
@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         parley = await run_in_threadpool(Parley, settings.eventsourcing_env())
         parley.idempotency_ttl = settings.idempotency_ttl
-        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=8, open=False)
+        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=8, open=False,
+                                   kwargs=AUTOCOMMIT)
         await pool.open(wait=True)
         waiter = PositionWaiter(settings.database_url)
         await waiter.start()

@@ -56,7 +56,7 @@ class LoginThrottle:
 
     async def record_failure(self, email: str, address: str) -> None:
         subjects = list(self._subjects(email, address).values())
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("DELETE FROM login_failures WHERE subject = ANY(%s)"
                                " AND failed_at < now() - make_interval(secs => %s)",
                                (subjects, self.window))

@@ -27,7 +27,7 @@ from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
 from shared.sessions import EndedSessions
-from shared.settings import Settings
+from shared.settings import AUTOCOMMIT, Settings
 from shared.tokens import TokenService
 
 log = logging.getLogger("parley.gateway")
@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         feed = Feed(nc, settings.nats_stream, router)
         # Read-only: sessions read their memberships; the gateway never writes.
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
-                                   kwargs={"options": "-c default_transaction_read_only=on"})
+                                   kwargs={"options": "-c default_transaction_read_only=on",
+                                           **AUTOCOMMIT})
         try:
             await pool.open(wait=True)
             await feed.start(wait=STREAM_WAIT_SECONDS)

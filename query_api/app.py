@@ -15,7 +15,7 @@ from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
 from shared.sessions import EndedSessions
-from shared.settings import Settings
+from shared.settings import AUTOCOMMIT, Settings
 from shared.storage import Storage
 from shared.tokens import TokenService
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(settings.database_url, min_size=2,
-                                   max_size=settings.db_pool_size, open=False)
+                                   max_size=settings.db_pool_size, open=False, kwargs=AUTOCOMMIT)
         await pool.open(wait=True)
         waiter = PositionWaiter(settings.database_url)
         await waiter.start()

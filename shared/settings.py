@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# The services' connection pools run in autocommit: a read is one round trip (no COMMIT after
+# it; PostgreSQL's READ COMMITTED gives each statement its own snapshot either way), and the
+# few multi-statement writes open `conn.transaction()` themselves.
+AUTOCOMMIT = {"autocommit": True}
+
 
 class ConfigurationError(Exception):
     """A required setting is missing or malformed."""
