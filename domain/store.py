@@ -30,7 +30,9 @@ STALE_RETRIES = 5  # a command losing this many races in a row gets the last one
 # by all of Parley's processes). PostgreSQL does not serialize concurrent `CREATE ... IF NOT
 # EXISTS` / `CREATE OR REPLACE`: two workers starting together fail with "tuple concurrently
 # updated" or a duplicate pg_type key. Holding this lock makes one go first, the rest no-ops.
-SCHEMA_LOCK = 0x7061726C6579  # "parley"
+# Distinct from projectors.tracking.BATCH_LOCK: sharing a key would make every start-up wait
+# for live projector batches, and a rebuild's swap for every start-up.
+SCHEMA_LOCK = 0x7061726C65795343  # "parleySC"
 
 
 @contextmanager

@@ -1,0 +1,12 @@
+"""PostgreSQL advisory locks share one key space: each of ours needs its own key."""
+
+from __future__ import annotations
+
+from domain.store import SCHEMA_LOCK
+from projectors.tracking import BATCH_LOCK
+
+
+def test_the_schema_and_batch_locks_never_share_a_key() -> None:
+    keys = [SCHEMA_LOCK, BATCH_LOCK]
+    assert len(set(keys)) == len(keys)
+    assert all(-2**63 <= key < 2**63 for key in keys)  # bigint
