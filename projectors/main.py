@@ -1,7 +1,8 @@
 """The projector process: `python -m projectors` (run by `parley up` and compose).
 
 Two loops share the process: the read-model loop projects batches as the log grows, and the
-publisher loop sends committed batches to NATS. They are decoupled on purpose: while NATS is
+publisher loop sends committed batches to NATS (a third task backfills projections added
+later, projectors/backfill.py). They are decoupled on purpose: while NATS is
 down, read models (and so read-your-writes) keep up; the publisher catches up from the log
 when NATS is back, in order, with the same Nats-Msg-Ids.
 """
@@ -12,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 
+from projectors.backfill import Backfill
 from projectors.publisher import Publisher, connect, ensure_stream
 from projectors.runner import Batch, LogListener, ProjectionRunner
 from shared.settings import Settings
@@ -21,6 +24,7 @@ log = logging.getLogger("parley.projector")
 IDLE_POLL_SECONDS = 1.0
 PUBLISH_QUEUE_BATCHES = 64
 RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0
 
 async def project(runner: ProjectionRunner, listener: LogListener,
                   batches: asyncio.Queue[Batch], stop: asyncio.Event) -> None:
@@ -51,6 +55,35 @@ async def publish(publisher: Publisher, batches: asyncio.Queue[Batch],
             await asyncio.sleep(RETRY_SECONDS)
 
 
+async def backfill(runner: ProjectionRunner, stop: asyncio.Event) -> None:
+    """Bring late projections up to the live ones, off the live loop, until all have joined.
+
+    A backfill that fails (a bug in a new projection) is logged, recorded for `parley
+    projections status`, and retried with a growing delay; it never stops the live loop.
+    """
+    halt = threading.Event()
+    watcher = asyncio.create_task(stop.wait())
+    watcher.add_done_callback(lambda _: halt.set())
+    delay = RETRY_SECONDS
+    try:
+        while runner.lagging and not stop.is_set():
+            failed = False
+            for projection in list(runner.lagging):
+                try:
+                    if not await asyncio.to_thread(Backfill(runner, projection).run, halt):
+                        return  # stopping: the next start resumes from its tracked position
+                except Exception:
+                    log.exception("backfilling %s failed; retrying in %.0f s",
+                                  projection.name, delay)
+                    failed = True
+            if failed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+    finally:
+        watcher.cancel()
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Follow the log until `stop` is set."""
     settings.require("database_url", "nats_url")
@@ -64,7 +97,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         batches: asyncio.Queue[Batch] = asyncio.Queue(PUBLISH_QUEUE_BATCHES)
         log.info("projector running from position %s", runner.position)
         tasks = [asyncio.create_task(project(runner, listener, batches, stop)),
-                 asyncio.create_task(publish(publisher, batches, stop))]
+                 asyncio.create_task(publish(publisher, batches, stop)),
+                 asyncio.create_task(backfill(runner, stop))]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in tasks:
             task.cancel()

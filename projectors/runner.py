@@ -7,6 +7,7 @@ the `readmodels` position commit together, so a crash anywhere replays the batch
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,14 +75,32 @@ class ProjectionRunner:
         self.positions = {p.name: self.tracking.max_tracking_id(p.name) or 0
                           for p in self.projections}
         self.readmodels_position = self.tracking.max_tracking_id(READMODELS) or 0
+        # A projection behind `readmodels` joined late (added to the code, or reset): it is
+        # brought up by a Backfill off this loop, and `join`s the live ones when it is close.
+        self.lagging = [p for p in self.projections
+                        if self.positions[p.name] < self.readmodels_position]
+        self.live = [p for p in self.projections if p not in self.lagging]
+        if not self.live:  # every position lost: nothing live to protect, replay all together
+            self.live, self.lagging = self.lagging, []
+        self._joining = threading.Lock()
 
     @property
     def position(self) -> int:
-        return min(self.positions.values(), default=0)
+        """Where the next batch starts: the lowest position of the live projections."""
+        return min((self.positions[p.name] for p in self.live), default=0)
+
+    def join(self, projection: Projection, position: int) -> None:
+        """A backfilled projection, now at `position`, is kept by the live batches from here."""
+        with self._joining:
+            self.positions[projection.name] = position
+            self.lagging.remove(projection)
+            self.live.append(projection)
 
     def process_batch(self, limit: int = BATCH_SIZE) -> Batch | None:
         """Apply the next batch of notifications; None when the log has nothing new."""
-        after = self.position
+        with self._joining:
+            live = list(self.live)
+        after = min((self.positions[p.name] for p in live), default=0)
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False)
         if not notifications:
@@ -92,10 +111,10 @@ class ProjectionRunner:
         try:
             with self.datastore.transaction(commit=True) as curs:
                 share_batch_lock(curs)  # a rebuild's swap waits for this batch, or it for it
-                for projection in self.projections:
+                for projection in live:
                     done = self.positions[projection.name]
                     if done >= last:
-                        continue  # ahead of a projection that is backfilling: nothing to do
+                        continue  # ahead of a projection that just joined: nothing to do
                     for position, event in events:
                         if position > done:
                             failing = (projection.name, position)
@@ -104,13 +123,13 @@ class ProjectionRunner:
                     self.tracking._insert_tracking(curs, Tracking(projection.name, last))
                 failing = (READMODELS, last)
                 if last > self.readmodels_position:
-                    # A projection added later backfills from older positions: never go back.
+                    # After a join, batches start behind `readmodels` for a while: never go back.
                     self.tracking._insert_tracking(curs, Tracking(READMODELS, last))
                     curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
         except Exception as exc:
             record_error(self.datastore, *failing, exc)
             raise
-        for projection in self.projections:
+        for projection in live:
             self.positions[projection.name] = max(self.positions[projection.name], last)
         self.readmodels_position = max(self.readmodels_position, last)
         return Batch(after, events)
