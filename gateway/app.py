@@ -64,7 +64,8 @@ async def connect_nats(settings: Settings) -> NATS:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    settings.require("nats_url", "jwt_key_file", "database_url")
+    settings.require("nats_url", "database_url")
+    tokens = TokenService.verifier(settings)  # fails fast without a key
     logfilter.install()
     state: dict[str, Context] = {}
 
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await pool.open(wait=True)
             await feed.start(wait=STREAM_WAIT_SECONDS)
-            hub = Hub(router=router, tokens=TokenService(settings), feed=feed, pool=pool,
+            hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool,
                       js=nc.jetstream(), stream=settings.nats_stream,
                       sessions=EndedSessions(pool))
             state["ctx"] = Context(nc=nc, hub=hub)

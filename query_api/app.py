@@ -35,7 +35,8 @@ ROUTES = [
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    settings.require("database_url", "jwt_key_file")
+    settings.require("database_url")
+    tokens = TokenService.verifier(settings)  # fails fast without a key
     state: dict[str, Context] = {}
 
     @contextlib.asynccontextmanager
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         waiter = PositionWaiter(settings.database_url)
         await waiter.start()
         storage = Storage(settings) if settings.s3_endpoint else None
-        ctx = Context(settings=settings, pool=pool, tokens=TokenService(settings), waiter=waiter,
+        ctx = Context(settings=settings, pool=pool, tokens=tokens, waiter=waiter,
                       sessions=EndedSessions(pool), storage=storage)
         app.state.context = state["ctx"] = ctx
         try:

@@ -76,6 +76,7 @@ class Settings:
     s3_bucket: str = "attachments"
     s3_region: str = "us-east-1"
     jwt_key_file: str = ""
+    jwt_public_key_file: str = ""
     jwt_issuer: str = "parley"
     jwt_audience: str = "parley-api"
     access_token_ttl: float = 900.0
@@ -109,6 +110,7 @@ class Settings:
             s3_bucket=env.get("S3_BUCKET", "attachments"),
             s3_region=env.get("S3_REGION", "us-east-1"),
             jwt_key_file=env.get("JWT_KEY_FILE", ""),
+            jwt_public_key_file=env.get("JWT_PUBLIC_KEY_FILE", ""),
             jwt_issuer=env.get("JWT_ISSUER", "parley"),
             jwt_audience=env.get("JWT_AUDIENCE", "parley-api"),
             access_token_ttl=_float(env, "ACCESS_TOKEN_TTL", 900.0),

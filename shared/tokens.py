@@ -13,7 +13,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from joserfc.jwt import JWTClaimsRegistry
 
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 
 ALGORITHM = "ES256"  # pinned: one algorithm per key, so "none" and HS/ES confusion fail
 TokenKind = Literal["access", "refresh"]
@@ -48,8 +48,27 @@ def ensure_signing_key(path: Path) -> Path:
 
 
 def load_key(settings: Settings) -> ECKey:
+    """The signing (private) key: only the command API needs it."""
     settings.require("jwt_key_file")
-    return ECKey.import_key(Path(settings.jwt_key_file).read_bytes())
+    key = ECKey.import_key(Path(settings.jwt_key_file).read_bytes())
+    if not key.is_private:
+        raise ConfigurationError("JWT_KEY_FILE must hold the private signing key")
+    return key
+
+
+def load_verification_key(settings: Settings) -> ECKey:
+    """The public key: JWT_PUBLIC_KEY_FILE (query API, gateway: they never see the private
+    key), else the public half of JWT_KEY_FILE (`parley up` runs every service in one process).
+    """
+    if settings.jwt_public_key_file:
+        key = ECKey.import_key(Path(settings.jwt_public_key_file).read_bytes())
+        if key.is_private:
+            raise ConfigurationError("JWT_PUBLIC_KEY_FILE holds a private key: give services "
+                                     "that only verify tokens the public key alone")
+        return key
+    if not settings.jwt_key_file:
+        raise ConfigurationError("JWT_PUBLIC_KEY_FILE (or JWT_KEY_FILE) is required")
+    return ECKey.import_key(load_key(settings).as_pem(private=False))
 
 
 class TokenService:
@@ -67,6 +86,11 @@ class TokenService:
             "refresh": settings.refresh_token_ttl,
         }
 
+    @classmethod
+    def verifier(cls, settings: Settings) -> TokenService:
+        """A service that verifies tokens and cannot issue any (it holds the public key)."""
+        return cls(settings, load_verification_key(settings))
+
     @property
     def access_ttl(self) -> float:
         return self._ttl["access"]
@@ -74,6 +98,8 @@ class TokenService:
     def issue(self, kind: TokenKind, user_id: int, session_id: str | None = None,
               token_id: str | None = None) -> tuple[str, str]:
         """Return (token, token_id)."""
+        if not self._key.is_private:
+            raise ConfigurationError("this service holds the public key only: it cannot issue")
         now = int(time.time())
         token_id = token_id or secrets.token_urlsafe(16)
         claims: dict[str, Any] = {

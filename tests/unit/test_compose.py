@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("command-api", "query-api", "gateway", "projector")
 HTTP_SERVICES = ("command-api", "query-api", "gateway")
 # What a service cannot run without in production (the defaults suit only `parley up`).
-REQUIRED = ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
-            "JWT_KEY_FILE")
+REQUIRED = ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+# Which token key each service gets: the signing key only where tokens are issued.
+TOKEN_KEYS = {"command-api": "JWT_KEY_FILE", "query-api": "JWT_PUBLIC_KEY_FILE",
+              "gateway": "JWT_PUBLIC_KEY_FILE", "projector": None}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -108,12 +110,32 @@ def test_production_settings_are_given(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_jwt_key_file_is_a_mounted_secret_kept_out_of_git(name: str) -> None:
-    secret = environment(name)["JWT_KEY_FILE"].removeprefix("/run/secrets/")
-    assert secret in service(name)["secrets"]
-    source = compose()["secrets"][secret]["file"]
-    ignored = (ROOT / ".gitignore").read_text().splitlines()
-    assert source.removeprefix("./") in ignored
+def test_each_service_gets_only_the_token_key_it_needs(name: str) -> None:
+    env, wanted = environment(name), TOKEN_KEYS[name]
+    given = {key for key in ("JWT_KEY_FILE", "JWT_PUBLIC_KEY_FILE") if key in env}
+    assert given == ({wanted} if wanted else set())
+    mounted = service(name).get("secrets", [])
+    assert mounted == ([env[wanted].removeprefix("/run/secrets/")] if wanted else [])
+    if wanted:
+        source = compose()["secrets"][mounted[0]]["file"]
+        ignored = (ROOT / ".gitignore").read_text().splitlines()
+        assert source.removeprefix("./") in ignored
+
+
+@pytest.mark.parametrize("name", ["query-api", "gateway"])
+def test_verifying_services_start_from_the_compose_environment(name: str,
+                                                               tmp_path: Path) -> None:
+    """Their app factories accept the public key alone (and refuse to run without one)."""
+    from joserfc.jwk import ECKey
+
+    public = tmp_path / "public.pem"
+    public.write_bytes(ECKey.generate_key("P-256", private=True).as_pem(private=False))
+    env = {**environment(name), "JWT_PUBLIC_KEY_FILE": str(public)}
+    factory = importlib.import_module(f"{name.replace('-', '_')}.app").create_app
+    factory(Settings.from_env(env))  # builds the app; the lifespan (servers) is not started
+    del env["JWT_PUBLIC_KEY_FILE"]
+    with pytest.raises(ConfigurationError):
+        factory(Settings.from_env(env))
 
 
 def test_proxy_publishes_port_8000() -> None:

@@ -8,8 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey
 
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.tokens import InvalidTokenError, TokenService, ensure_signing_key
 
 
@@ -66,3 +67,31 @@ def test_unsigned_and_tampered_tokens_are_refused(settings: Settings) -> None:
     for bad in (none_token, tampered, hs_token, "garbage", ""):
         with pytest.raises(InvalidTokenError):
             tokens.verify(bad, "access")
+
+
+def test_a_verifier_holds_the_public_key_only(settings: Settings, tmp_path: Path) -> None:
+    signer = TokenService(settings)
+    token, _ = signer.issue("access", 7, session_id="s")
+    public = tmp_path / "public.pem"
+    public.write_bytes(ECKey.import_key(Path(settings.jwt_key_file).read_bytes())
+                       .as_pem(private=False))
+    for verifier in (TokenService.verifier(replace(settings, jwt_key_file="",
+                                                   jwt_public_key_file=str(public))),
+                     TokenService.verifier(settings)):  # parley up: the signing key's half
+        assert verifier.verify(token, "access").user_id == 7
+        with pytest.raises(ConfigurationError):
+            verifier.issue("access", 7)
+    other = ECKey.generate_key("P-256", private=True)
+    public.write_bytes(other.as_pem(private=False))
+    stranger = TokenService.verifier(replace(settings, jwt_key_file="",
+                                             jwt_public_key_file=str(public)))
+    with pytest.raises(InvalidTokenError):
+        stranger.verify(token, "access")  # signed by another key
+
+
+def test_a_private_key_is_refused_where_only_the_public_one_belongs(
+        settings: Settings) -> None:
+    with pytest.raises(ConfigurationError, match="private key"):
+        TokenService.verifier(replace(settings, jwt_public_key_file=settings.jwt_key_file))
+    with pytest.raises(ConfigurationError):
+        TokenService.verifier(replace(settings, jwt_key_file=""))
