@@ -36,6 +36,8 @@ async def reader(request: Request) -> tuple[Context, TokenClaims]:
         try:
             position = int(raw)
         except ValueError:
-            raise ApiError(400, "X-Min-Position must be an integer") from None
+            position = -1
+        if position < 0:
+            raise ApiError(400, "X-Min-Position must be a non-negative integer")
         await ctx.waiter.wait_for(position, ctx.settings.consistency_timeout)
     return ctx, claims

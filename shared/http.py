@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.routes import allowed_methods
 from shared.sessions import EndedSessions
 from shared.tokens import InvalidTokenError, TokenClaims, TokenService
 
@@ -45,6 +46,10 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code in (404, 405):  # the router's: no route here for this method and path
+        allowed = allowed_methods(request.url.path)
+        if allowed:  # the public API has the path, served for other methods
+            return error_response(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
     return error_response(exc.status_code, str(exc.detail), exc.headers)
 
 

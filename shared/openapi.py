@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from shared.openapi_operations import OPERATIONS, TAGS
-from shared.openapi_types import API, Operation, Param, Response
+from shared.openapi_types import API, ID, Operation, Param, Response
 from shared.schemas import ErrorOut
 
 __all__ = ["OPERATIONS", "Operation", "Param", "Response", "build_openapi"]
@@ -59,7 +59,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer", "minimum": 0}, "example": 42,
         "description": (
             "Read your writes: wait (bounded) until the read models reached this event position, "
-            "the `X-Event-Position` of an earlier write. Not an integer: 400."),
+            "the `X-Event-Position` of an earlier write. Not a non-negative integer: 400."),
     },
 }
 
@@ -120,6 +120,8 @@ def _responses(op: Operation) -> dict[int, Response]:
         specs.setdefault(409, DEFAULT_ERRORS[409])
     if op.auth:
         specs.setdefault(401, DEFAULT_ERRORS[401])
+    if op.waits_for_position:
+        specs.setdefault(400, "`X-Min-Position` is not a non-negative integer.")
     success = min(specs, default=200)
     return {status: _normalise(op, status, spec, success) for status, spec in sorted(specs.items())}
 
@@ -182,7 +184,7 @@ def _operation_id(op: Operation) -> str:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     declared = {(p.location, p.name) for p in op.query}
-    derived = [Param(name, "path", {"type": "integer", "minimum": 1}, required=True)
+    derived = [Param(name, "path", ID, required=True)
                for name in PATH_PARAM.findall(op.path) if ("path", name) not in declared]
     params: list[dict[str, Any]] = [_param(p) for p in (*derived, *op.query)]
     if op.needs_idempotency_key:

@@ -42,7 +42,7 @@ CHATS: list[Operation] = [
                     "Deleted chats are gone.",
         responses={
             200: Response("The caller's chats.", list[ChatOut], example=CHAT_LIST_EXAMPLE),
-            400: "`X-Min-Position` is not an integer.",
+            400: "`X-Min-Position` is not a non-negative integer.",
         }),
     Operation(
         "POST", f"{API}/chats", "Create a chat (or get the pair's direct chat)", "chats",
@@ -69,7 +69,8 @@ CHATS: list[Operation] = [
         "GET", CHAT, "One chat", "chats",
         responses={
             200: Response("The chat.", ChatOut, example=CHAT_LIST_EXAMPLE[0]),
-            400: "`chat_id` is not a positive integer, or `X-Min-Position` is not an integer.",
+            400: "`chat_id` is not a positive integer, or `X-Min-Position` is not a "
+                 "non-negative integer.",
             403: NOT_MEMBER,
             404: NOT_VISIBLE,
         }),
@@ -100,7 +101,8 @@ CHATS: list[Operation] = [
         description="Public profiles of the members with when they joined, oldest first.",
         responses={
             200: Response("The members.", list[MemberOut], example=MEMBERS_EXAMPLE),
-            400: "`chat_id` is not a positive integer, or `X-Min-Position` is not an integer.",
+            400: "`chat_id` is not a positive integer, or `X-Min-Position` is not a "
+                 "non-negative integer.",
             403: NOT_MEMBER,
             404: NOT_VISIBLE,
         }),

@@ -101,7 +101,7 @@ MESSAGES: list[Operation] = [
             200: Response("The page.", list[MessageOut],
                           example=[VOICE_MESSAGE_EXAMPLE, TEXT_MESSAGE_EXAMPLE]),
             400: "`chat_id` missing, or `chat_id`, `before_id` or `limit` not a positive "
-                 "integer, or `X-Min-Position` not an integer.",
+                 "integer, or `X-Min-Position` not a non-negative integer.",
             403: "The caller is not a member of the chat.",
             404: "No such chat, or it was deleted.",
         }),
@@ -122,8 +122,8 @@ MESSAGES: list[Operation] = [
         "GET", MESSAGE, "One message", "messages",
         responses={
             200: Response("The message.", MessageOut, example=TEXT_MESSAGE_EXAMPLE),
-            400: "`message_id` is not a positive integer, or `X-Min-Position` is not an "
-                 "integer.",
+            400: "`message_id` is not a positive integer, or `X-Min-Position` is not a "
+                 "non-negative integer.",
             404: "No such message, or the caller is not a member of its chat.",
         }),
     Operation(
@@ -160,7 +160,8 @@ ATTACHMENTS: list[Operation] = [
         responses={
             200: Response("A short-lived download URL.", AttachmentDownload,
                           example=DOWNLOAD_EXAMPLE),
-            400: "`attachment_id` is not a UUID, or `X-Min-Position` is not an integer.",
+            400: "`attachment_id` is not a UUID, or `X-Min-Position` is not a "
+                 "non-negative integer.",
             404: "No such attachment, or the caller neither uploaded it nor is a member of a "
                  "chat where it was posted.",
         }),

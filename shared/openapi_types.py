@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 API = "/api/v1"
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
-ID = {"type": "integer", "minimum": 1}  # ids of users, chats and messages
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}  # ids of users, chats and messages
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,10 @@ def test_min_position_waits_for_the_read_models(api: Api) -> None:
     position = response.headers["X-Event-Position"]
     token = response.json()["tokens"]["access_token"]
     assert api.get("/users/me", token=token, X_Min_Position=position).status_code == 200
-    assert api.get("/users/me", token=token, X_Min_Position="x").status_code == 400
+    for bad in ("x", "-1", ""):
+        response = api.get("/users/me", token=token, X_Min_Position=bad)
+        assert response.status_code == 400, bad
+        assert response.json()["detail"] == "X-Min-Position must be a non-negative integer"
 
 
 def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
@@ -56,6 +59,23 @@ def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["detail"]
     wrong_method = api.http.patch("/auth/register", headers={"Idempotency-Key": "k"})
     assert wrong_method.status_code == 405 and wrong_method.json()["detail"]
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/users/me", "GET, HEAD"),  # a read-only resource reached by a write method
+    ("POST", "/users/7", "GET, HEAD"),
+    ("GET", "/auth/login", "POST"),  # a write-only resource reached by a read method
+    ("TRACE", "/auth/register", "POST"),
+    ("OPTIONS", "/chats", "GET, HEAD, POST"),  # served by both APIs: all methods listed
+    ("PUT", "/chats/5", "DELETE, GET, HEAD, PATCH"),
+    ("GET", "/chats/5/members/3", "DELETE"),
+])
+def test_a_method_the_path_does_not_have_is_405_with_every_allowed_one(
+        api: Api, method: str, path: str, allow: str) -> None:
+    response = api.http.request(method, path)
+    assert response.status_code == 405, response.text
+    assert response.headers["Allow"] == allow
+    assert response.json() == {"detail": "Method Not Allowed"}
 
 
 def test_health_and_readiness(stack: Stack) -> None:
