@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--data-dir", default=os.environ.get("PARLEY_DATA_DIR", ".parley"),
                     help="where PostgreSQL, NATS and S3 keep data (default: .parley)")
     up.add_argument("--host", default=os.environ.get("PARLEY_HOST", "127.0.0.1"))
-    up.add_argument("--port", type=int, default=int(os.environ.get("PARLEY_PORT", "8000")))
+    up.add_argument("--port", type=int, default=int(os.environ.get("PARLEY_PORT", "8000")),
+                    help="public port (default 8000; 0 picks a free one)")
     up.add_argument("--workers", type=int, default=int(os.environ.get("PARLEY_WORKERS", "2")),
                     help="API processes (default 2: with TCP_NODELAY they share load well)")
     up.add_argument("--quiet", action="store_true", help="log to DATA_DIR/logs instead")

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from parley.embedded import Endpoints, embedded_servers, set_parent_death_signal
+from parley.embedded import Endpoints, embedded_servers, free_port, set_parent_death_signal
 from shared.tokens import ensure_signing_key
 
 READY_TIMEOUT = 90.0
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -29,7 +30,7 @@ class StackOptions:
 
     data_dir: Path
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = 8000  # 0: a free port, picked when the API starts (retried if taken meanwhile)
     workers: int = 1
     log_dir: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -99,6 +100,34 @@ def wait_ready(base_url: str, processes: Mapping[str, subprocess.Popen[bytes]]) 
     raise RuntimeError(f"the system did not become ready within {READY_TIMEOUT:.0f}s")
 
 
+def start_api(options: StackOptions, env: Mapping[str, str],
+              processes: dict[str, subprocess.Popen[bytes]]) -> str:
+    """Start the API workers and wait until ready; returns the public URL.
+
+    With port 0 the port is picked just before uvicorn binds it, and picked again if uvicorn
+    exits during start-up: another process may take a port between the check and the bind.
+    """
+    attempts = PORT_ATTEMPTS if options.port == 0 else 1
+    for attempt in range(1, attempts + 1):
+        port = options.port or free_port()
+        processes["api"] = spawn("api", [
+            sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
+            "--host", options.host, "--port", str(port),
+            "--workers", str(options.workers), "--no-access-log",
+            "--http", "parley.http:NoDelayHttpProtocol",
+            # WebSocket keepalive and the 64 KiB frame bound of the gateway
+            "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
+            "--timeout-graceful-shutdown", "5"], env, options.log_dir)
+        base_url = f"http://{options.host}:{port}"
+        try:
+            wait_ready(base_url, processes)
+            return base_url
+        except RuntimeError:
+            if attempt == attempts or processes["api"].poll() is None:
+                raise  # out of attempts, or something other than the API failed
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def running_stack(options: StackOptions) -> Iterator[Stack]:
     """Start servers and processes, wait until `/readyz` answers, stop everything on exit."""
@@ -113,16 +142,7 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
         try:
             processes["projector"] = spawn("projector", [python, "-m", "projectors"], env,
                                            options.log_dir)
-            processes["api"] = spawn("api", [
-                python, "-m", "uvicorn", "parley.edge:create_app", "--factory",
-                "--host", options.host, "--port", str(options.port),
-                "--workers", str(options.workers), "--no-access-log",
-                "--http", "parley.http:NoDelayHttpProtocol",
-                # WebSocket keepalive and the 64 KiB frame bound of the gateway
-                "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
-                "--timeout-graceful-shutdown", "5"], env, options.log_dir)
-            base_url = f"http://{options.host}:{options.port}"
-            wait_ready(base_url, processes)
+            base_url = start_api(options, env, processes)
             yield Stack(base_url=base_url, env=env, processes=processes)
         finally:
             stop(processes)

@@ -23,7 +23,8 @@ def free_port() -> int:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = Path(os.environ.get("PARLEY_TEST_DATA_DIR") or tmp_path_factory.mktemp("parley"))
     # two API workers, as `parley up` runs by default: every e2e test crosses processes
-    options = StackOptions(data_dir=data_dir, port=free_port(), log_dir=data_dir / "logs",
+    # port 0: picked as the API starts, after the embedded servers took theirs (and retried)
+    options = StackOptions(data_dir=data_dir, port=0, log_dir=data_dir / "logs",
                            workers=2,
                            extra_env={"CONSISTENCY_TIMEOUT": "10", "UPLOAD_MAX_BYTES": "1048576"})
     with running_stack(options) as running:
