@@ -89,6 +89,8 @@ class Feed:
         if sequence <= self.sequence:
             return  # replayed by a consumer reset: already dispatched, or older than our start
         self.sequence = sequence
+        if not self.router.wants(msg.subject):
+            return  # no session in this process could take it: skip decoding
         try:
             frame = Frame.decode(msg.subject, sequence, msg.data)
         except ValidationError:

@@ -59,6 +59,11 @@ class Router:
     def untap(self, listener: Listener) -> None:
         self._taps.discard(listener)
 
+    def wants(self, subject: str) -> bool:
+        """Whether a frame on `subject` could reach anyone here: a loading session (tap), a
+        subscriber, or any live session (a membership frame may concern its user)."""
+        return bool(self._taps or self._users or subject in self._listeners)
+
     def dispatch(self, frame: Frame) -> None:
         for listener in tuple(self._taps):
             listener.deliver(frame)
