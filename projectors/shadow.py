@@ -86,10 +86,12 @@ class Shadow:
         """Replace the live tables with the shadow ones (inside the caller's transaction).
 
         Dropping the live table first frees its index and constraint names; the shadow's move
-        with their table. Call `lock_live_tables` first.
+        with their table. The live table's privileges (GRANTs an operator made, e.g. SELECT
+        for a read-only role) are granted on the shadow first. Call `lock_live_tables` first.
         """
         for table in self.tables:
             schema = live_schema(curs, table)
+            copy_grants(curs, sql.Identifier(schema, table), sql.Identifier(self.schema, table))
             curs.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
                 sql.Identifier(schema, table)))
             curs.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
@@ -101,6 +103,26 @@ class Shadow:
             sql.Identifier(self.schema)))
         self.positions.forget(curs, self.tracking_name)
         self.position = 0
+
+
+def copy_grants(curs: Cursor[Any], source: sql.Identifier, target: sql.Identifier) -> None:
+    """GRANT on `target` whatever was granted on `source` (nothing if it does not exist)."""
+    curs.execute("SELECT to_regclass(%s)", (source.as_string(curs),))
+    row = curs.fetchone()
+    if not row or _first(row) is None:
+        return
+    curs.execute(
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,"
+        " a.privilege_type, a.is_grantable"
+        " FROM pg_class c, aclexplode(c.relacl) a"
+        " WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner",
+        (source.as_string(curs),))
+    rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in curs.fetchall()]
+    for grantee, privilege, grantable in rows:
+        role = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.SQL(grantee)  # regrole quotes
+        curs.execute(sql.SQL("GRANT {} ON {} TO {}{}").format(
+            sql.SQL(privilege), target, role,
+            sql.SQL(" WITH GRANT OPTION" if grantable else "")))
 
 
 def lock_live_tables(curs: Cursor[Any], shadows: Sequence[Shadow]) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from functools import singledispatchmethod
 from pathlib import Path
@@ -411,3 +412,30 @@ def test_session_revocations_stored_before_user_number_still_replay(app: Parley,
     assert query(settings, "SELECT user_id, reason FROM ended_sessions WHERE session_id = %s",
                  (session.id,)) == [(None, "logout")]
     assert all(v.equal for v in verify(settings, live_projections(), app=app))
+
+
+def test_a_rebuild_keeps_the_grants_made_on_the_live_tables(app: Parley,
+                                                           settings: Settings) -> None:
+    workload = Workload(app, seed=18)
+    workload.setup()
+    workload.run(20)
+    drain(ProjectionRunner(settings, app=app))
+    reader = f"reader_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: a name of its own
+    query(settings, f'CREATE ROLE "{reader}" NOLOGIN')
+    try:
+        query(settings, f'GRANT SELECT ON messages, chats TO "{reader}"')
+        query(settings, f'GRANT UPDATE ON chats TO "{reader}" WITH GRANT OPTION')
+        query(settings, "GRANT SELECT ON users TO PUBLIC")
+        Rebuild(settings, live_projections(), app=app).run()
+        granted = query(settings, "SELECT table_name, privilege_type, is_grantable"
+                                  " FROM information_schema.role_table_grants"
+                                  " WHERE grantee = %s ORDER BY 1, 2", (reader,))
+        assert granted == [("chats", "SELECT", "NO"), ("chats", "UPDATE", "YES"),
+                           ("messages", "SELECT", "NO")]
+        assert query(settings, "SELECT has_table_privilege('public', 'users', 'SELECT')") \
+            == [(True,)]
+        assert query(settings, "SELECT has_table_privilege('public', 'messages', 'SELECT')") \
+            == [(False,)]
+    finally:
+        query(settings, f'DROP OWNED BY "{reader}"')
+        query(settings, f'DROP ROLE "{reader}"')
