@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MIN_PG_CONNECTIONS = 200
 STOP_TIMEOUT = 20.0  # weed needs ~2.5 s to flush and deregister its volume server
+LOCK_WAIT = 60.0  # how long a second owner of a data directory waits for the first to stop
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 _live: set[subprocess.Popen[bytes]] = set()
 
@@ -480,6 +482,39 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def data_dir_lock(data_dir: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Own `data_dir` for the block: one set of servers per directory.
+
+    Without it a second `parley up` started while the first is still stopping would take the
+    first one's servers for leftovers of a crash and kill or reuse them under it. The flock
+    dies with our process, crash included, so a crashed owner never blocks the next start.
+    """
+    with open(data_dir / ".lock", "a+") as handle:
+        deadline = time.monotonic() + wait
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"{data_dir} is in use by another Parley process "
+                                       f"(pid {owner})") from None
+                if not waiting:
+                    log.warning("waiting for the Parley process using %s (pid %s) to stop",
+                                data_dir, owner)
+                    waiting = True
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+@contextlib.contextmanager
 def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True,
                      s3: bool = True, bucket: str = "attachments") -> Iterator[Endpoints]:
     """Start the selected servers with data under `data_dir`; stop all of them on exit."""
@@ -487,6 +522,8 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_raises())
+        if postgres or nats or s3:
+            stack.enter_context(data_dir_lock(data_dir))
         fields: dict[str, str] = {}
         if postgres:
             fields["database_url"] = stack.enter_context(embedded_postgres(data_dir))

@@ -24,7 +24,13 @@ from minio import Minio
 from minio.datatypes import PostPolicy
 from minio.error import S3Error
 
-from parley.embedded import Endpoints, embedded_postgres, embedded_servers, wait_for
+from parley.embedded import (
+    Endpoints,
+    data_dir_lock,
+    embedded_postgres,
+    embedded_servers,
+    wait_for,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_SIZE = 1024 * 1024
@@ -319,3 +325,22 @@ def test_sigkilled_parent_children_die_and_orphaned_postgres_is_adopted(tmp_path
         assert not any(sock.exists() for sock in sockets)
     assert not _procs_using(tmp_path)
     assert _exited(postmaster)
+
+
+def test_a_data_directory_has_one_owner_at_a_time(tmp_path: Path) -> None:
+    first = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from parley.embedded import data_dir_lock\n"
+        "with data_dir_lock(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); time.sleep(60)"), str(tmp_path)], stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert first.stdout is not None and first.stdout.readline() == b"locked\n"
+        with pytest.raises(RuntimeError, match=f"in use by another Parley process "
+                                               f"\\(pid {first.pid}\\)"):
+            with data_dir_lock(tmp_path, wait=0.5):
+                pass
+    finally:
+        first.kill()  # a crash: the lock goes with the process
+        first.wait()
+    with data_dir_lock(tmp_path, wait=5):
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
