@@ -47,7 +47,7 @@ async def publish(publisher: Publisher, batches: asyncio.Queue[Batch],
                 batch = await asyncio.wait_for(batches.get(), IDLE_POLL_SECONDS)
                 if batch.after > publisher.position:
                     await publisher.catch_up()  # a batch went missing (full queue, failure)
-                await publisher.publish(batch.events)
+                await publisher.publish(batch.events, upto=batch.last)
             if batches.empty():
                 await publisher.catch_up()
         except Exception as exc:

@@ -86,3 +86,8 @@ def _(event: Message.Edited) -> list[PublicEvent]:
                          type=event.type, content=event.content, payload=event.payload,
                          ts=event.posted_at, edited_at=event.timestamp)
     return [PublicEvent(subjects.chat(event.chat), "message.updated", dump(message))]
+
+
+def published_types() -> tuple[type, ...]:
+    """The event classes that have a public payload."""
+    return tuple(cls for cls in public_events.registry if cls is not object)

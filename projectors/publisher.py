@@ -59,8 +59,10 @@ class Publisher:
         self.runner = runner
         self.position = runner.tracking.max_tracking_id(PUBLISHER) or 0
 
-    async def publish(self, events: Sequence[tuple[int, object]]) -> None:
-        last = self.position
+    async def publish(self, events: Sequence[tuple[int, object]], upto: int = 0) -> None:
+        """Publish the events' payloads; then the publisher is at `upto` (or the last event):
+        a batch may end with events that have nothing to publish, not even decoded."""
+        last = max(self.position, upto)
         for position, event in events:
             if position <= self.position:
                 continue
@@ -69,7 +71,7 @@ class Publisher:
                                    "position": position}).encode()
                 msg_id = f"{position}" if index == 0 else f"{position}.{index}"
                 await self.js.publish(public.subject, body, headers={"Nats-Msg-Id": msg_id})
-            last = position
+            last = max(last, position)
         if last > self.position:
             await asyncio.to_thread(self._track, last)
             self.position = last
@@ -83,7 +85,7 @@ class Publisher:
             if not notifications:
                 break
             await self.publish([(n.id, self.runner.app.mapper.to_domain_event(n))
-                                for n in notifications])
+                                for n in notifications], upto=notifications[-1].id)
 
     def _track(self, position: int) -> None:
         from eventsourcing.persistence import Tracking

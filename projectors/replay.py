@@ -39,14 +39,29 @@ class RawSlice:
 
 
 @dataclass
+class TopicFilter:
+    """Whether a stored event is of a wanted type, from its topic (decided once per topic)."""
+
+    wanted: tuple[type, ...] | None  # None: every type
+    _known: dict[str, bool] = field(default_factory=dict)
+
+    def __call__(self, topic: str) -> bool:
+        known = self._known.get(topic)
+        if known is None:
+            cls = resolve_topic(topic)  # follows renamed topics, like the mapper does
+            known = self._known[topic] = self.wanted is None or issubclass(cls, self.wanted)
+        return known
+
+
+@dataclass
 class LogReader:
     """Reads notifications in (after, stop], decoding only events of the wanted types."""
 
     app: Application[Any]
     wanted: tuple[type, ...] | None  # None: decode every event
-    _topics: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.is_wanted = TopicFilter(self.wanted)
         recorder = self.app.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
         self.datastore = recorder.datastore
@@ -69,19 +84,11 @@ class LogReader:
         return RawSlice(rows, rows[-1][0] if len(rows) == limit else stop)
 
     def decode(self, raw: RawSlice) -> LogSlice:
-        mapper, wanted = self.app.mapper, self._topics
+        mapper, wanted = self.app.mapper, self.is_wanted
         events: list[tuple[int, object]] = [
             (row[0], mapper.to_domain_event(StoredEvent(row[1], row[2], row[3], row[4])))
-            for row in raw.rows if wanted.get(row[3]) or self._is_wanted(row[3])]
+            for row in raw.rows if wanted(row[3])]
         return LogSlice(events, raw.covered)
-
-    def _is_wanted(self, topic: str) -> bool:
-        wanted = self._topics.get(topic)
-        if wanted is None:
-            cls = resolve_topic(topic)  # follows renamed topics, like the mapper does
-            wanted = self.wanted is None or issubclass(cls, self.wanted)
-            self._topics[topic] = wanted
-        return wanted
 
 
 def wanted_types(projections: Sequence[Projection]) -> tuple[type, ...] | None:

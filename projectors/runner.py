@@ -24,6 +24,8 @@ from projectors.errors import DDL as ERRORS_DDL
 from projectors.errors import record_error
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
+from projectors.payloads import published_types
+from projectors.replay import TopicFilter, wanted_types
 from projectors.sessions import SessionsProjection
 from projectors.tracking import share_batch_lock
 from projectors.users import UsersProjection
@@ -42,14 +44,15 @@ def live_projections() -> list[Projection]:
 
 @dataclass(frozen=True)
 class Batch:
-    """Events applied in one transaction, with their log positions."""
+    """Events applied in one transaction, with their log positions.
+
+    `events` holds only the events some projection or the publisher keeps (the others, such
+    as idempotency records, are not even decoded); `last` is where the batch ends in the log.
+    """
 
     after: int  # the position the batch follows on from
+    last: int
     events: Sequence[tuple[int, object]]
-
-    @property
-    def last_position(self) -> int:
-        return self.events[-1][0]
 
 
 class ProjectionRunner:
@@ -65,6 +68,9 @@ class ProjectionRunner:
         self.tracking = PostgresTrackingRecorder(self.datastore,
                                                  tracking_table_name=TRACKING_TABLE)
         self.projections = list(projections or live_projections())
+        # the events worth decoding: what a projection applies or the publisher publishes
+        kept = wanted_types(self.projections)
+        self.is_wanted = TopicFilter(None if kept is None else (*kept, *published_types()))
         with schema_lock(self.datastore):
             self.tracking.create_table()
             with self.datastore.transaction(commit=True) as curs:
@@ -105,7 +111,8 @@ class ProjectionRunner:
             start=after, limit=limit, inclusive_of_start=False)
         if not notifications:
             return None
-        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        mapper, wanted = self.app.mapper, self.is_wanted
+        events = [(n.id, mapper.to_domain_event(n)) for n in notifications if wanted(n.topic)]
         last = notifications[-1].id
         failing = (READMODELS, last)  # what to blame if the transaction fails
         try:
@@ -132,7 +139,7 @@ class ProjectionRunner:
         for projection in live:
             self.positions[projection.name] = max(self.positions[projection.name], last)
         self.readmodels_position = max(self.readmodels_position, last)
-        return Batch(after, events)
+        return Batch(after, last, events)
 
     def close(self) -> None:
         self.app.close()

@@ -71,3 +71,32 @@ def test_committed_but_unpublished_events_are_published_once(settings: Settings,
     asyncio.run(publish_all(settings, ProjectionRunner(settings, app=app)))
     assert stream_messages(nats_url, settings.nats_stream) == published
     app.close()
+
+
+def test_a_batch_decodes_only_kept_events_and_the_publisher_still_reaches_its_end(
+        settings: Settings, nats_url: str) -> None:
+    settings = Settings(**{**settings.__dict__, "nats_url": nats_url})
+    app = Parley(env=settings.eventsourcing_env())
+    app.register_user(Claim("anonymous", "k", "fp"), "q@example.com", "h", "Q", None, "t")
+    head = app.recorder.max_notification_id()
+    runner = ProjectionRunner(settings, app=app)
+    batch = runner.process_batch()
+    assert batch is not None and batch.last == head
+    # the user, its email index, its session and the key's record were appended; only the
+    # user has a projection or a payload, so only it was decoded
+    assert [type(event).__qualname__ for _, event in batch.events] == ["User.Registered"]
+    assert head is not None and head >= batch.events[-1][0] + 1
+
+    async def publish() -> int:
+        nc = await nats.connect(settings.nats_url)
+        js = nc.jetstream()
+        await ensure_stream(js, settings)
+        publisher = Publisher(js, runner)
+        await publisher.publish(batch.events, upto=batch.last)
+        await nc.close()
+        return publisher.position
+
+    assert asyncio.run(publish()) == head  # not at the user's position: no catch-up loop
+    assert [event["event"] for _, event in stream_messages(nats_url, settings.nats_stream)] \
+        == ["user.registered"]
+    app.close()
