@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import psycopg
 
@@ -61,4 +62,20 @@ def test_projector_misses_nothing_while_many_writers_append(settings: Settings) 
     with psycopg.connect(settings.database_url) as conn:
         projected = conn.execute("SELECT count(*) FROM messages WHERE type = 'text'").fetchone()
     assert projected == (WRITERS * MESSAGES,)
+    app.close()
+
+
+def test_appends_go_on_while_vacuum_or_analyze_holds_the_events_table(
+        settings: Settings) -> None:
+    """(Auto)VACUUM and ANALYZE take SHARE UPDATE EXCLUSIVE on the table; eventsourcing's
+    `LOCK TABLE ... EXCLUSIVE` waited for them, stopping every write meanwhile."""
+    app = Parley(env=settings.eventsourcing_env())
+    app.register_user(Claim("anonymous", "r", "fp"), "v@example.com", "h", "V", None, "t")
+    with psycopg.connect(settings.database_url) as maintenance:
+        maintenance.execute("LOCK TABLE parley_events IN SHARE UPDATE EXCLUSIVE MODE")
+        started = time.monotonic()
+        chat, _ = app.create_chat(Claim("user:1", "c", "fp"), 1, "during", True, []).value
+        assert time.monotonic() - started < 2.0  # not the 5 s lock_timeout, and no error
+        maintenance.rollback()
+    assert chat.number == 1
     app.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from domain.recorder import APPEND_LOCK
 from domain.store import SCHEMA_LOCK
 from projectors.tracking import BATCH_LOCK
 
 
-def test_the_schema_and_batch_locks_never_share_a_key() -> None:
-    keys = [SCHEMA_LOCK, BATCH_LOCK]
+def test_the_schema_batch_and_append_locks_never_share_a_key() -> None:
+    keys = [SCHEMA_LOCK, BATCH_LOCK, APPEND_LOCK]
     assert len(set(keys)) == len(keys)
     assert all(-2**63 <= key < 2**63 for key in keys)  # bigint
