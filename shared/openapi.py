@@ -33,7 +33,8 @@ Conventions:
 - Timestamps are UTC ISO-8601 strings with a `Z` suffix, e.g. `2024-03-26T10:00:00Z`.
 - Ids of users, chats and messages are integers; attachment ids are UUID strings.
 - Authenticate with `Authorization: Bearer <access_token>` (15 min); renew it with the refresh
-  token (7 days) at `/auth/refresh`, which rotates the refresh token.
+  token (7 days) at `/auth/refresh`, which rotates the refresh token. `/auth/logout` ends the
+  login: its access tokens are refused at once (401), its sockets closed (4401).
 - Every POST, PATCH and DELETE except `/auth/refresh` and `/auth/logout` needs an
   `Idempotency-Key` header; a repeated request with the same key gets 409.
 - Read your writes: writes answer with `X-Event-Position` once the read models have caught up
@@ -84,7 +85,7 @@ SECURITY_SCHEMES = {
 
 DEFAULT_ERRORS = {
     400: "Validation error or a bad `Idempotency-Key`.",
-    401: "Missing, invalid or expired access token.",
+    401: "Missing, invalid or expired access token, or one whose login was logged out.",
     409: "Duplicate request: the `Idempotency-Key` was already used.",
 }
 CONFLICT_DETAIL = "Idempotency-Key was already used for a completed request"

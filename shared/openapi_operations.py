@@ -99,7 +99,7 @@ USERS: list[Operation] = [
         "GET", f"{API}/users/me", "The caller's account", "users",
         responses={
             200: Response("The caller's account.", UserOut, example=USER_EXAMPLE),
-            401: "Missing, invalid or expired access token.",
+            401: "Missing, invalid or expired access token, or one whose login was logged out.",
             404: "The account is not in the read model (yet).",
         }),
     Operation(
@@ -108,7 +108,7 @@ USERS: list[Operation] = [
         responses={
             200: Response("The public profile.", PublicUser, example=PUBLIC_USER_EXAMPLE),
             400: "`user_id` is not a positive integer.",
-            401: "Missing, invalid or expired access token.",
+            401: "Missing, invalid or expired access token, or one whose login was logged out.",
             404: "No such user.",
         }),
 ]
