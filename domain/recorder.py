@@ -3,11 +3,11 @@
 A message is its own aggregate, so posting one never conflicts with a change to its chat: a
 member removed while their post is in flight could otherwise have the post land after the
 removal. A command therefore names the aggregates its decision read (`expected`: id and the
-version it saw). In the append's transaction, after its events are inserted under the table
-lock that serializes every append, a database function compares those versions with the
-table's; if any moved (by another writer, or by an earlier command of the same group commit),
-it raises, the transaction rolls back, and the caller gets `StaleReadError` to run the command
-again on fresh state. The check is pipelined with the insert: no extra round trip in the lock.
+version it saw). In the append's transaction, after its events are inserted under the lock
+that serializes every append (APPEND_LOCK below), a database function compares those versions
+with the table's; if any moved (by another writer, or by an earlier command of the same group
+commit), it raises, the transaction rolls back, and the caller gets `StaleReadError` to run
+the command again on fresh state. The check is pipelined with the insert: no extra round trip in the lock.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class StaleReadError(Exception):
 
 
 class ParleyRecorder(PostgresApplicationRecorder):
-    """`PostgresApplicationRecorder` plus the `expected=` condition on `insert_events`."""
+    """`PostgresApplicationRecorder` with an advisory append lock and `expected=` conditions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
