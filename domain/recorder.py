@@ -7,7 +7,8 @@ version it saw). In the append's transaction, after its events are inserted unde
 that serializes every append (APPEND_LOCK below), a database function compares those versions
 with the table's; if any moved (by another writer, or by an earlier command of the same group
 commit), it raises, the transaction rolls back, and the caller gets `StaleReadError` to run
-the command again on fresh state. The check is pipelined with the insert: no extra round trip in the lock.
+the command again on fresh state. The check is pipelined with the insert: no extra round trip
+in the lock.
 """
 
 from __future__ import annotations
