@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -35,26 +36,41 @@ def ws_url(stack: Stack, user: User, cursor: str | None = None) -> str:
     return f"ws{stack.base_url.removeprefix('http')}/ws{query}"
 
 
-async def frames(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+class Socket:
+    """A client socket whose frames that arrived before the pong are kept, not lost."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.early: deque[str] = deque()
+
+    async def recv(self, timeout: float) -> dict[str, Any]:
+        text = self.early.popleft() if self.early else await asyncio.wait_for(
+            self.ws.recv(), timeout)
+        return dict(json.loads(text))
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def frames(ws: Socket, count: int) -> list[dict[str, Any]]:
     """The next `count` frames, skipping the user's own `user.registered`."""
     got: list[dict[str, Any]] = []
     while len(got) < count:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        frame = await ws.recv(TIMEOUT)
         if frame["event"] != "user.registered":
             got.append(frame)
     return got
 
 
-async def nothing_more(ws: ClientConnection) -> None:
+async def nothing_more(ws: Socket) -> None:
     with pytest.raises(TimeoutError):
         while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), QUIET))
+            frame = await ws.recv(QUIET)
             if frame["event"] != "user.registered":
                 raise AssertionError(f"unexpected frame {frame}")
 
 
-async def synced(ws: ClientConnection, sender: User, chat: int,
-                 *others: ClientConnection) -> str:
+async def synced(ws: Socket, sender: User, chat: int, *others: Socket) -> str:
     """Post a marker and drop every frame before it on each socket (setup events may be
     published after a socket opened, which rightly delivers them); the marker's cursor."""
     marker = sender.say(chat, f"sync {uuid.uuid4()}")
@@ -68,12 +84,18 @@ async def synced(ws: ClientConnection, sender: User, chat: int,
     return cursor
 
 
-async def opened(stack: Stack, user: User, cursor: str | None = None) -> ClientConnection:
-    ws = await connect(ws_url(stack, user, cursor))
-    await ws.send(json.dumps({"type": "ping"}))  # the pong proves the session is live
-    while json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["event"] != "pong":
-        pass
-    return ws
+async def opened(stack: Stack, user: User, cursor: str | None = None) -> Socket:
+    """A socket whose session has started: the pong to a ping proves it is being served.
+
+    Frames may come before the pong (a replay, a resync notice): they are kept for `frames`.
+    """
+    socket = Socket(await connect(ws_url(stack, user, cursor)))
+    await socket.ws.send(json.dumps({"type": "ping"}))
+    while True:
+        text = str(await asyncio.wait_for(socket.ws.recv(), TIMEOUT))
+        if json.loads(text)["event"] == "pong":
+            return socket
+        socket.early.append(text)
 
 
 def test_members_get_messages_exactly_as_rest_returns_them(api: Api, stack: Stack) -> None:
@@ -184,9 +206,14 @@ def test_resume_replays_membership_as_it_was(api: Api, stack: Stack) -> None:
 def test_cursor_older_than_the_stream_gets_resync_required(api: Api, stack: Stack) -> None:
     settings = Settings.from_env(stack.env)
     ann = User(api)
-    ann.group(title="some traffic")
 
     async def scenario() -> None:
+        # Traffic that is in the stream before it is cut: a write answers once the read models
+        # have it, and it is published just after, so wait until this socket has seen it.
+        ws = await opened(stack, ann)
+        traffic = ann.group(title="some traffic")["id"]
+        await synced(ws, ann, traffic)
+        await ws.close()
         nc = await nats.connect(settings.nats_url)
         js = nc.jetstream()
         info = await js.stream_info(settings.nats_stream)
@@ -198,6 +225,8 @@ def test_cursor_older_than_the_stream_gets_resync_required(api: Api, stack: Stac
         assert frame["event"] == "resync.required"
         sent = ann.say(ann.group(title="after resync")["id"], "live")
         events = await frames(ws, 3)
+        assert [event["event"] for event in events] == [
+            "chat.created", "message.created", "message.created"]
         assert events[-1]["data"] == sent
         await ws.close()
 
