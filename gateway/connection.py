@@ -241,6 +241,11 @@ class Connection:
     async def _guard(self, work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
+        except TimeoutError:
+            # An OSError too, but ours: NATS or PostgreSQL did not answer in time. The client
+            # is told to come back with its cursor instead of seeing the socket just drop.
+            log.warning("websocket session of user %s timed out on a server", self.user_id)
+            self._finish(CLOSE_TRY_AGAIN, "server busy, resume with cursor")
         except (WebSocketDisconnect, OSError):
             self._finish(None)
         except Exception:

@@ -15,7 +15,9 @@ import httpx
 import psutil
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded import adopt, set_parent_death_signal
 from parley.stack import Stack
 from tests.conftest import free_port
@@ -130,3 +132,27 @@ def test_nats_restart_loses_nothing(api: Api, stack: Stack) -> None:
             adopt(restarted)  # serves the rest of the session; stopped at exit
 
     run(scenario())
+
+
+def test_a_resume_while_nats_does_not_answer_is_closed_1013(api: Api, stack: Stack) -> None:
+    """A replay the gateway cannot start is refused with 'try again', never a silent drop."""
+    ann = User(api)
+    chat = ann.group(title="stalled")["id"]
+
+    async def scenario() -> int | None:
+        ws = await opened(stack, ann)
+        cursor = await synced(ws, ann, chat)
+        await ws.close()
+        server = nats_process(stack)
+        server.suspend()  # up, but answering nothing: the gateway's JetStream calls time out
+        try:
+            async with connect(f"ws{stack.base_url.removeprefix('http')}/ws"
+                               f"?token={ann.token}&cursor={cursor}") as again:
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await asyncio.wait_for(again.recv(), 30)
+                return again.close_code
+        finally:
+            server.resume()
+
+    assert run(scenario()) == CLOSE_TRY_AGAIN
