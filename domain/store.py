@@ -76,6 +76,7 @@ class EventStoreApp(Application[UUID]):
         env = dict(env or {})
         create = strtobool(env.get("CREATE_TABLE") or "yes")
         env["CREATE_TABLE"] = "no"  # created below, under the schema lock
+        env.setdefault("TRANSCODER_TOPIC", "domain.transcoder:FastJSONTranscoder")
         if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
             env.setdefault("APPLICATION_RECORDER_TOPIC", "domain.recorder:ParleyRecorder")
         super().__init__(env)
