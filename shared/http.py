@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from shared.routes import allowed_methods
@@ -17,6 +17,7 @@ from shared.tokens import InvalidTokenError, TokenClaims, TokenService
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
+CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left before the answer (logs, metrics)
 
 
 class ApiError(Exception):
@@ -53,9 +54,16 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), exc.headers)
 
 
+async def handle_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its body: nothing failed here and nobody reads an
+    answer, so no traceback in the log and no 500 in the metrics."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
+    ClientDisconnect: handle_client_disconnect,
 }
 
 
