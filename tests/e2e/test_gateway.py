@@ -246,9 +246,10 @@ def test_a_frame_over_64_kib_is_closed_1009(api: Api, stack: Stack) -> None:
 def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
         api: Api, stack: Stack, settings: Settings) -> None:
     user, token = new_user(api)
-    # 24 MB, sent uncompressed: well beyond the 1000-frame outbox plus what the socket buffers
-    # hold, which a small receive buffer on the slow side keeps to a few MB
-    count, pad = 1500, "x" * 16_000
+    # 48 MB, sent uncompressed: far beyond what `slow` can be holding for it (the 1000-frame
+    # outbox plus socket buffers of a few MB, its receive buffer being small), sent in chunks
+    # that `fast` reads as they come, so only the client that stops reading falls behind
+    count, chunk, pad = 3000, 100, "x" * 16_000
 
     async def scenario() -> None:
         sock = socket.socket()
@@ -260,23 +261,27 @@ def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
                            compression=None) as slow, \
                 connect(ws_url(stack, token=token), compression=None) as fast:
             nc = await nats.connect(settings.nats_url)
+            received = 0
             try:
-                for i in range(count):
-                    body = {"event": "test.bulk", "data": {"i": i, "pad": pad}, "position": 0}
-                    await nc.publish(subjects.user(user), json.dumps(body).encode())
+                for start in range(0, count, chunk):
+                    for i in range(start, start + chunk):
+                        body = {"event": "test.bulk", "data": {"i": i, "pad": pad},
+                                "position": 0}
+                        await nc.publish(subjects.user(user), json.dumps(body).encode())
+                    while received < start + chunk:
+                        frame = await next_frame(fast)
+                        if frame["event"] == "user.registered":
+                            continue
+                        assert frame["data"]["i"] == received
+                        received += 1
                 # on the same connection, so it is stored after all of them
                 end = {"event": "test.last", "data": {}, "position": 0}
                 last = (await nc.jetstream().publish(subjects.user(user),
                                                      json.dumps(end).encode())).seq
             finally:
                 await nc.close()
-            received = 0
-            while (frame := await next_frame(fast))["event"] != "test.last":
-                if frame["event"] == "user.registered":
-                    continue
-                assert frame["data"]["i"] == received
-                received += 1
-            assert received == count and frame["cursor"] == str(last)
+            frame = await next_frame(fast)
+            assert frame["event"] == "test.last" and frame["cursor"] == str(last)
             # the gateway has offered `slow` everything by now; it reads what was in flight
             late = 0
             with pytest.raises(ConnectionClosed) as closed:
