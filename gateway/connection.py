@@ -22,6 +22,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+import psycopg
 from nats.js.client import JetStreamContext
 from prometheus_client import Counter, Gauge
 from psycopg_pool import AsyncConnectionPool
@@ -57,6 +59,9 @@ MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
 SESSION_ENDED_REASON = "session ended (logged out)"
+# A server the session needs did not answer or is reconnecting: 1013, the client resumes.
+UNAVAILABLE = (TimeoutError, psycopg.OperationalError, nats.errors.ConnectionClosedError,
+               nats.errors.ConnectionReconnectingError, nats.errors.NoServersError)
 
 CONNECTIONS = Gauge("parley_ws_connections", "Open WebSocket sessions")
 CLOSES = Counter("parley_ws_closes_total", "Ended WebSocket sessions by close code", ["code"])
@@ -241,10 +246,12 @@ class Connection:
     async def _guard(self, work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
-        except TimeoutError:
-            # An OSError too, but ours: NATS or PostgreSQL did not answer in time. The client
-            # is told to come back with its cursor instead of seeing the socket just drop.
-            log.warning("websocket session of user %s timed out on a server", self.user_id)
+        except UNAVAILABLE as exc:
+            # TimeoutError is an OSError too, but ours: NATS or PostgreSQL did not answer, or
+            # are away. The client is told to come back with its cursor, not just dropped.
+            log.warning("websocket session of user %s: %s unavailable (%s)", self.user_id,
+                        "NATS" if isinstance(exc, nats.errors.Error) else "a server",
+                        type(exc).__name__)
             self._finish(CLOSE_TRY_AGAIN, "server busy, resume with cursor")
         except (WebSocketDisconnect, OSError):
             self._finish(None)
