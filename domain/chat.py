@@ -54,6 +54,9 @@ class Chat(Aggregate):
         self.members = list(members)
         self.deleted = False
 
+    def is_visible_to(self, user: int) -> bool:
+        return not self.deleted and user in self.members
+
     def check_visible_to(self, user: int) -> None:
         """404 for a deleted chat, 403 for a non-member (as `GET /chats/{id}` answers)."""
         if self.deleted:

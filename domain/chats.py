@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -23,8 +26,68 @@ def message_location(number: int) -> str:
     return f"/api/v1/messages/{number}"
 
 
+CHATS_READ_CACHED = 10_000  # chats kept per process for posting (most recently used)
+
+
+class ReadChats:
+    """Chats as last read from the store, for decisions that do not change them.
+
+    Posting a message reads its chat (is the author a member?) and changes nothing in it;
+    loading the chat's whole history for every post made a post cost O(chat events). Shared
+    between threads and never mutated: a fresh load replaces an entry, it is not updated.
+    """
+
+    def __init__(self, size: int = CHATS_READ_CACHED) -> None:
+        self._chats: OrderedDict[UUID, Chat] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, chat_id: UUID) -> Chat | None:
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is not None:
+                self._chats.move_to_end(chat_id)
+            return chat
+
+    def put(self, chat: Chat) -> None:
+        with self._lock:
+            self._chats[chat.id] = chat
+            self._chats.move_to_end(chat.id)
+            while len(self._chats) > self.size:
+                self._chats.popitem(last=False)
+
+    def forget(self, ids: Iterable[UUID]) -> None:
+        with self._lock:
+            for chat_id in ids:
+                self._chats.pop(chat_id, None)
+
+
 class ChatCommands(EventStoreApp):
     """Create, rename, delete chats; change members; post and edit messages; attachments."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._read_chats = ReadChats()
+
+    def _forget(self, stale: Iterable[UUID]) -> None:
+        self._read_chats.forget(stale)
+
+    def _chat_visible_to(self, number: int, user: int) -> Chat:
+        """The chat, checked visible to `user`, for a decision that leaves it unchanged.
+
+        It may come from `ReadChats` and be stale. A yes is safe: the append names the
+        version it was decided on (`read=`) and fails as stale if the chat moved since, and
+        `run_command` forgets it and decides again. A no is never taken from there: it is
+        checked again on the stored chat (a member just added must be able to post).
+        The chat returned must not be changed.
+        """
+        cached = self._read_chats.get(Chat.create_id(number))
+        if cached is not None and cached.is_visible_to(user):
+            return cached
+        chat = self._chat(number)
+        self._read_chats.put(chat)
+        chat.check_visible_to(user)
+        return chat
 
     def _chat(self, number: int) -> Chat:
         return self._load(Chat.create_id(number), Chat, "Chat not found")
@@ -105,12 +168,11 @@ class ChatCommands(EventStoreApp):
 
     def check_chat_member(self, user: int, chat_number: int) -> None:
         """404 unknown or deleted chat, 403 not a member."""
-        self._chat(chat_number).check_visible_to(user)
+        self._chat_visible_to(chat_number, user)
 
     def post_message(self, claim: Claim, author: int, chat_number: int, type: str,
                      content: str | None, payload: dict[str, Any] | None) -> Outcome[Message]:
-        chat = self._chat(chat_number)
-        chat.check_visible_to(author)
+        chat = self._chat_visible_to(chat_number, author)
         message = Message(number=self._next_number("message"), chat=chat_number, author=author,
                           type=type, content=content, payload=payload)
         return Outcome(message, self._save(claim, 201, message_location(message.number), message,
@@ -119,8 +181,7 @@ class ChatCommands(EventStoreApp):
     def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
         message = self._load(Message.create_id(number), Message, "Message not found")
         try:
-            chat = self._chat(message.chat)
-            chat.check_visible_to(by)
+            chat = self._chat_visible_to(message.chat, by)
         except (NotFoundError, ForbiddenError) as exc:  # not visible: as if it did not exist
             raise NotFoundError("Message not found") from exc
         message.edit(by, content)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -118,9 +118,13 @@ class EventStoreApp(Application[UUID]):
         for _ in range(STALE_RETRIES):
             try:
                 return self._run_claiming(command, *args, **kwargs)
-            except StaleReadError:
-                continue  # what it decided on changed under it: decide again on fresh state
+            except StaleReadError as exc:
+                self._forget(exc.stale)  # what it decided on changed under it: decide again
+                continue
         return self._run_claiming(command, *args, **kwargs)
+
+    def _forget(self, stale: Iterable[UUID]) -> None:
+        """Drop what is kept in memory of these aggregates (a subclass may keep some)."""
 
     def _run_claiming(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -150,6 +154,7 @@ class EventStoreApp(Application[UUID]):
                     raise _ExpiredKeyError from None
                 self._check_claim(claim, racing=True)
             raise
+        self._forget(a.id for a in aggregates if a is not None)  # changed: read them afresh
         return max(r.notification.id for r in recordings)
 
     def _append(self, *aggregates: Aggregate | None,

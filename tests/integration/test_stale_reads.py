@@ -38,20 +38,25 @@ def group_chat(app: Parley) -> int:
     return int(chat.number)
 
 
-def race(app: Parley, change: Callable[[], Any]) -> list[int]:
-    """Make `change` commit right after the app's next chat load; count the loads."""
-    load = app._chat
-    loads: list[int] = []
+def race(app: Parley, change: Callable[[], Any]) -> list[int | None]:
+    """Make `change` commit right after the app's next chat read (from its memory or the
+    store); the version of each read, None for one that refused."""
+    read = app._chat_visible_to
+    reads: list[int | None] = []
 
-    def loading_then_changing(number: int) -> Chat:
-        chat = load(number)
-        loads.append(chat.version)
-        if len(loads) == 1:
+    def reading_then_changing(number: int, user: int) -> Chat:
+        try:
+            chat = read(number, user)
+        except Exception:
+            reads.append(None)
+            raise
+        reads.append(chat.version)
+        if len(reads) == 1:
             change()
         return chat
 
-    app._chat = loading_then_changing  # type: ignore[method-assign]
-    return loads
+    app._chat_visible_to = reading_then_changing  # type: ignore[method-assign]
+    return reads
 
 
 def posted_by(app: Parley, author: int) -> list[Message]:
@@ -67,7 +72,7 @@ def test_a_post_racing_its_authors_removal_is_refused(apps: tuple[Parley, Parley
     with pytest.raises(ForbiddenError):
         poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat, "text",
                            "sent while being removed", None)
-    assert len(loads) == 2  # decided twice: the first decision went stale
+    assert len(loads) == 2 and loads[1] is None  # decided twice: the first went stale
     assert posted_by(poster, 2) == []
     # the key was not consumed by the refused attempt
     with pytest.raises(ForbiddenError):
@@ -104,6 +109,61 @@ def test_a_post_whose_chat_changed_harmlessly_still_goes_through(
     loads = race(poster, lambda: admin.rename_chat(Claim("user:1", "mv", "fp"), 1, chat, "new"))
     message = poster.run_command(poster.post_message, Claim("user:2", "p", "fp"), 2, chat,
                                  "text", "still welcome", None).value
-    assert loads[1] == loads[0] + 1  # decided again, on the renamed chat
+    assert loads[0] is not None and loads[1] == loads[0] + 1  # decided again, renamed chat
     assert [m.content for m in posted_by(poster, 2)] == ["still welcome"]
     assert message.content == "still welcome"
+
+
+# -- chats kept in memory for posting (domain.chats.ReadChats) --------------------------------
+
+def post(app: Parley, author: int, chat: int, text: str) -> Message:
+    return app.run_command(app.post_message, Claim(f"user:{author}", text, "fp"), author, chat,
+                           "text", text, None).value
+
+
+def test_a_member_removed_by_another_worker_cannot_post_through_a_kept_chat(
+        apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    post(poster, 2, chat, "kept")  # the poster now keeps the chat in memory
+    admin.remove_member(Claim("user:1", "rm", "fp"), 1, chat, 2)
+    with pytest.raises(ForbiddenError):
+        post(poster, 2, chat, "after removal")
+    assert [m.content for m in posted_by(poster, 2)] == ["kept"]
+
+
+def test_a_member_added_by_another_worker_can_post_at_once(apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    admin.register_user(Claim("anonymous", "r3", "fp"), "u3@example.com", "h", "U3", None, "t3")
+    post(poster, 1, chat, "kept")  # kept in memory without user 3
+    admin.add_members(Claim("user:1", "add", "fp"), 1, chat, [3])
+    assert post(poster, 3, chat, "just added").author == 3
+
+
+def test_a_chat_deleted_by_another_worker_takes_no_posts_through_a_kept_chat(
+        apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    post(poster, 2, chat, "kept")
+    admin.delete_chat(Claim("user:1", "del", "fp"), 1, chat)
+    with pytest.raises(NotFoundError):
+        post(poster, 2, chat, "after deletion")
+    assert [m.content for m in posted_by(poster, 2)] == ["kept"]
+
+
+def test_a_kept_chat_is_not_read_from_the_store_again(apps: tuple[Parley, Parley]) -> None:
+    poster, _ = apps
+    chat = group_chat(poster)
+    loads = 0
+    load = poster._chat
+
+    def counting(number: int) -> Chat:
+        nonlocal loads
+        loads += 1
+        return load(number)
+
+    poster._chat = counting  # type: ignore[method-assign]
+    for i in range(5):
+        post(poster, 2, chat, f"m{i}")
+    assert loads == 1
