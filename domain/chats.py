@@ -26,7 +26,7 @@ def message_location(number: int) -> str:
     return f"/api/v1/messages/{number}"
 
 
-CHATS_READ_CACHED = 10_000  # chats kept per process for posting (most recently used)
+READ_CHATS_MEMBERS = 1_000_000  # bound of ReadChats: members (plus one per chat) kept in all
 
 
 class ReadChats:
@@ -35,12 +35,18 @@ class ReadChats:
     Posting a message reads its chat (is the author a member?) and changes nothing in it;
     loading the chat's whole history for every post made a post cost O(chat events). Shared
     between threads and never mutated: a fresh load replaces an entry, it is not updated.
+    The least recently used chats go first once they hold more than `size` members in all.
     """
 
-    def __init__(self, size: int = CHATS_READ_CACHED) -> None:
+    def __init__(self, size: int = READ_CHATS_MEMBERS) -> None:
         self._chats: OrderedDict[UUID, Chat] = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
+        self.weight = 0
+
+    @staticmethod
+    def _weight(chat: Chat) -> int:
+        return 1 + len(chat.members)
 
     def get(self, chat_id: UUID) -> Chat | None:
         with self._lock:
@@ -51,15 +57,21 @@ class ReadChats:
 
     def put(self, chat: Chat) -> None:
         with self._lock:
+            self._pop(chat.id)
             self._chats[chat.id] = chat
-            self._chats.move_to_end(chat.id)
-            while len(self._chats) > self.size:
-                self._chats.popitem(last=False)
+            self.weight += self._weight(chat)
+            while self.weight > self.size and self._chats:
+                self._pop(next(iter(self._chats)))
 
     def forget(self, ids: Iterable[UUID]) -> None:
         with self._lock:
             for chat_id in ids:
-                self._chats.pop(chat_id, None)
+                self._pop(chat_id)
+
+    def _pop(self, chat_id: UUID) -> None:
+        chat = self._chats.pop(chat_id, None)
+        if chat is not None:
+            self.weight -= self._weight(chat)
 
 
 class ChatCommands(EventStoreApp):

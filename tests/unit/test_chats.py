@@ -8,6 +8,8 @@ import uuid
 import pytest
 
 from domain.app import Claim, Parley
+from domain.chat import Chat
+from domain.chats import ReadChats
 from domain.errors import (
     ForbiddenError,
     IdempotencyConflictError,
@@ -135,3 +137,20 @@ def test_idempotency_covers_chat_commands(app: Parley) -> None:
     with pytest.raises(IdempotencyConflictError) as info:
         app.create_chat(key, 1, "Team", True, [2])
     assert info.value.original_status == 201 and info.value.location.startswith("/api/v1/chats/")
+
+
+def test_read_chats_keep_the_most_recently_used_within_their_member_bound() -> None:
+    chats = [Chat(number=n, creator=1, title="t", is_group=True, members=list(range(1, 10)))
+             for n in range(1, 5)]  # 9 members each: 10 in the bound
+    kept = ReadChats(size=30)
+    for chat in chats[:3]:
+        kept.put(chat)
+    assert kept.weight == 30
+    assert kept.get(chats[0].id) is chats[0]  # now the most recently used
+    kept.put(chats[3])  # over the bound: the least recently used (chat 2) goes
+    assert kept.get(chats[1].id) is None
+    assert [kept.get(c.id) is not None for c in (chats[0], chats[2], chats[3])] == [True] * 3
+    kept.put(chats[3])  # replacing an entry does not count it twice
+    assert kept.weight == 30
+    kept.forget([chats[0].id, chats[2].id])
+    assert kept.weight == 10 and kept.get(chats[0].id) is None
