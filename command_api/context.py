@@ -20,8 +20,16 @@ from domain.errors import (
     InvalidCommandError,
     NotFoundError,
 )
+from domain.recorder import StaleReadError
 from domain.store import Claim
-from shared.http import ApiError, authenticate, json_response, read_json, validate
+from shared.http import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    authenticate,
+    json_response,
+    read_json,
+    validate,
+)
 from shared.positions import PositionWaiter
 from shared.sessions import EndedSessions
 from shared.settings import Settings
@@ -60,6 +68,10 @@ class Context:
             raise ApiError(403, str(exc)) from None
         except NotFoundError as exc:
             raise ApiError(404, str(exc)) from None
+        except StaleReadError:  # decided again and again, each time on a chat that moved
+            raise ApiError(503, "The chat kept changing while this was decided; try again"
+                           " with the same Idempotency-Key",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     async def caller(self, request: Request, model: type[M]) -> tuple[int, Claim, M]:
         """Authenticate, take the Idempotency-Key (scoped to the user) and parse the body."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import psycopg
+from eventsourcing import persistence as es_persistence
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -15,7 +18,9 @@ from shared.routes import allowed_methods
 from shared.sessions import EndedSessions
 from shared.tokens import InvalidTokenError, TokenClaims, TokenService
 
+log = logging.getLogger("parley.http")
 M = TypeVar("M", bound=BaseModel)
+RETRY_AFTER_SECONDS = 1
 MAX_BODY_BYTES = 64 * 1024
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left before the answer (logs, metrics)
 
@@ -60,10 +65,22 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+async def handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    """PostgreSQL is down, restarting or out of connections: nothing was done, try again.
+    (A write that failed this way saved nothing, so its Idempotency-Key is still free.)"""
+    log.warning("%s %s: database unavailable (%s: %s)", request.method, request.url.path,
+                type(exc).__name__, exc)
+    return error_response(503, "The database is unavailable; try again shortly",
+                          {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
     ClientDisconnect: handle_client_disconnect,
+    psycopg.OperationalError: handle_database_unavailable,  # our pools (PoolTimeout too)
+    es_persistence.OperationalError: handle_database_unavailable,  # the event store's
+    es_persistence.InterfaceError: handle_database_unavailable,
 }
 
 

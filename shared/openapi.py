@@ -39,6 +39,8 @@ Conventions:
   `Idempotency-Key` header; a repeated request with the same key gets 409.
 - Read your writes: writes answer with `X-Event-Position` once the read models have caught up
   (bounded wait); a read may send `X-Min-Position` to wait (bounded) for a position.
+- **503** with `Retry-After` when the database is unavailable (or, rarely, a chat kept changing
+  while a post was decided): nothing was done; retry, a write with the same `Idempotency-Key`.
 """
 
 PARAMETERS: dict[str, dict[str, Any]] = {

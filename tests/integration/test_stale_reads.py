@@ -18,6 +18,8 @@ from domain.app import Claim, Parley
 from domain.chat import Chat
 from domain.errors import ForbiddenError, NotFoundError
 from domain.message import Message
+from domain.recorder import StaleReadError
+from domain.store import STALE_RETRIES
 from shared.settings import Settings
 
 
@@ -167,3 +169,24 @@ def test_a_kept_chat_is_not_read_from_the_store_again(apps: tuple[Parley, Parley
     for i in range(5):
         post(poster, 2, chat, f"m{i}")
     assert loads == 1
+
+
+def test_a_post_whose_chat_changes_at_every_try_gives_up_stale(
+        apps: tuple[Parley, Parley]) -> None:
+    poster, admin = apps
+    chat = group_chat(poster)
+    read = poster._chat_visible_to
+    tries = 0
+
+    def reading_then_renaming(number: int, user: int) -> Chat:
+        nonlocal tries
+        tries += 1
+        found = read(number, user)
+        admin.rename_chat(Claim("user:1", f"mv{tries}", "fp"), 1, chat, f"title {tries}")
+        return found
+
+    poster._chat_visible_to = reading_then_renaming  # type: ignore[method-assign]
+    with pytest.raises(StaleReadError):
+        post(poster, 2, chat, "never settles")
+    assert tries == STALE_RETRIES + 1
+    assert posted_by(poster, 2) == []
