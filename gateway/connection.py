@@ -63,7 +63,8 @@ SESSION_ENDED_REASON = "session ended (logged out)"
 UNAVAILABLE = (TimeoutError, psycopg.OperationalError, nats.errors.ConnectionClosedError,
                nats.errors.ConnectionReconnectingError, nats.errors.NoServersError)
 
-CONNECTIONS = Gauge("parley_ws_connections", "Open WebSocket sessions")
+CONNECTIONS = Gauge("parley_ws_connections", "Open WebSocket sessions",
+                    multiprocess_mode="livesum")  # summed over live workers (parley up)
 CLOSES = Counter("parley_ws_closes_total", "Ended WebSocket sessions by close code", ["code"])
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from command_api.app import create_app as create_command_app
 from query_api.app import create_app as create_query_app
+from shared.service import metrics_process_exit
 from shared.settings import Settings
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -68,6 +69,7 @@ class Edge:
             failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
             await send({"type": failed, "message": repr(exc)})
             raise
+        metrics_process_exit()
         await send({"type": "lifespan.shutdown.complete"})
 
 

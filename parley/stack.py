@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from parley.embedded import Endpoints, embedded_servers, free_port, set_parent_death_signal
+from shared.service import MULTIPROC_DIR
 from shared.tokens import ensure_signing_key
 
 READY_TIMEOUT = 90.0
@@ -100,6 +102,15 @@ def wait_ready(base_url: str, processes: Mapping[str, subprocess.Popen[bytes]]) 
     raise RuntimeError(f"the system did not become ready within {READY_TIMEOUT:.0f}s")
 
 
+def metrics_dir(data_dir: Path) -> Path:
+    """Where the API workers keep their metrics, emptied at each start (prometheus_client's
+    multiprocess mode: `/metrics` sums all workers, whichever of them answers)."""
+    path = data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def start_api(options: StackOptions, env: Mapping[str, str],
               processes: dict[str, subprocess.Popen[bytes]]) -> str:
     """Start the API workers and wait until ready; returns the public URL.
@@ -108,6 +119,7 @@ def start_api(options: StackOptions, env: Mapping[str, str],
     exits during start-up: another process may take a port between the check and the bind.
     """
     attempts = PORT_ATTEMPTS if options.port == 0 else 1
+    env = {**env, MULTIPROC_DIR: env.get(MULTIPROC_DIR) or str(metrics_dir(options.data_dir))}
     for attempt in range(1, attempts + 1):
         port = options.port or free_port()
         processes["api"] = spawn("api", [

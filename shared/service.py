@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -49,6 +57,25 @@ class MetricsMiddleware:
             LATENCY.labels(self.service, method).observe(time.perf_counter() - start)
 
 
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def render_metrics() -> bytes:
+    """This process's metrics; with `PROMETHEUS_MULTIPROC_DIR` (set by `parley up` for its
+    workers) the sum over every worker process sharing that directory, whichever answers."""
+    if not os.environ.get(MULTIPROC_DIR):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+def metrics_process_exit() -> None:
+    """A worker stopping: its live gauges (open sockets) stop counting in the sum."""
+    if os.environ.get(MULTIPROC_DIR):
+        multiprocess.mark_process_dead(os.getpid())
+
+
 def service_routes(ready: ReadyCheck) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -60,7 +87,7 @@ def service_routes(ready: ReadyCheck) -> list[BaseRoute]:
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
 

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from parley.stack import Stack
 from tests.e2e.client import Api, User
 
-SETTLE_SECONDS = 2.0  # the server sees the EOF at once; its log line would follow within ms
+
+def posts_answered(base_url: str, status: int) -> float:
+    """POSTs the command API answered with `status`, over all API workers (`parley up` sums
+    its workers' metrics, whichever of them answers the scrape)."""
+    text = httpx.get(f"{base_url}/metrics").text
+    found = re.search(r'^parley_http_requests_total\{method="POST",service="command",'
+                      rf'status="{status}"\}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
-def test_a_post_whose_client_leaves_mid_body_leaves_no_traceback(stack: Stack) -> None:
+def test_a_post_whose_client_leaves_mid_body_is_499_and_no_traceback(stack: Stack) -> None:
     user = User(Api(stack.base_url))
     log = Path(stack.env["PARLEY_DATA_DIR"]) / "logs" / "api.log"  # tests/conftest.py's
     log_size = log.stat().st_size
+    closed, failed = posts_answered(stack.base_url, 499), posts_answered(stack.base_url, 500)
     url = urlsplit(stack.base_url)
     with socket.create_connection((url.hostname, url.port)) as raw:
         raw.sendall(
@@ -26,8 +37,21 @@ def test_a_post_whose_client_leaves_mid_body_leaves_no_traceback(stack: Stack) -
             b"Idempotency-Key: " + str(uuid.uuid4()).encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"chat_id\": 1")
         time.sleep(0.2)  # the handler is waiting for the rest of the body
-    time.sleep(SETTLE_SECONDS)
+    deadline = time.monotonic() + 15
+    while posts_answered(stack.base_url, 499) < closed + 1:
+        assert time.monotonic() < deadline, "the abandoned request was never counted"
+        time.sleep(0.1)
+    assert posts_answered(stack.base_url, 500) == failed
     with open(log, "rb") as out:
         out.seek(log_size)
         written = out.read().decode(errors="replace")
     assert "ClientDisconnect" not in written and "Exception in ASGI" not in written, written
+
+
+def test_metrics_count_every_worker(stack: Stack) -> None:
+    """20 requests on fresh connections land on both workers; the count has all 20."""
+    before = posts_answered(stack.base_url, 401)
+    for _ in range(20):
+        with httpx.Client() as fresh:  # a connection of its own: any worker may take it
+            fresh.post(f"{stack.base_url}/api/v1/messages", json={})
+    assert posts_answered(stack.base_url, 401) == before + 20
