@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz the public API with schemathesis (every check, every operation of /openapi.json) against
 # a running Parley:   bench/fuzz.sh [BASE_URL]        (default http://127.0.0.1:8000)
-# Knobs (env): EXAMPLES=25 (per operation and phase). Registers a fresh user for the token.
+# Knobs (env): EXAMPLES=25 (per operation and phase), PHASES=examples,coverage,fuzzing.
+# Registers a fresh user for the token.
 # schemathesis is installed into bench/.venv-fuzz, outside the project's dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,4 @@ print(json.load(urllib.request.urlopen(request))["tokens"]["access_token"])
 PY
 )"
 exec "$VENV/bin/st" run "$BASE_URL/openapi.json" -H "Authorization: Bearer $TOKEN" \
-    --checks all --max-examples "$EXAMPLES" --phases examples,coverage,fuzzing
+    --checks all --max-examples "$EXAMPLES" --phases "${PHASES:-examples,coverage,fuzzing}"
