@@ -13,10 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from command_api import attachments, auth, chats, messages
-from command_api.context import Context
+from command_api.context import COMMAND_EXCEPTION_HANDLERS, Context
 from command_api.throttle import LoginThrottle
 from domain.app import Parley
-from shared.http import EXCEPTION_HANDLERS
 from shared.positions import PositionWaiter
 from shared.service import middleware, service_routes
 from shared.sessions import EndedSessions
@@ -88,5 +87,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return None
 
     return Starlette(routes=[*ROUTES, *service_routes(ready)], lifespan=lifespan,
-                     exception_handlers=EXCEPTION_HANDLERS,
+                     exception_handlers=COMMAND_EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "command"))

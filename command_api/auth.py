@@ -18,7 +18,7 @@ from domain.errors import (
     SessionRevokedError,
 )
 from domain.session import session_id_from
-from shared.http import ApiError, parse_body, read_json, validate
+from shared.http import RETRY_AFTER_SECONDS, ApiError, parse_body, read_json, validate
 from shared.schemas import (
     LoginRequest,
     RefreshRequest,
@@ -117,14 +117,23 @@ async def refresh(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """204 only once the session's tokens are refused everywhere (the `ended_sessions` read
+    model every API process and gateway checks); 503 if the read models have not got there
+    within CONSISTENCY_TIMEOUT, and the client sends the logout again."""
     ctx = context(request)
     claims = await _verified_refresh(request, ctx)
     assert claims.session_id is not None
     position = await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
-    if position is None:  # already revoked: logging out twice is fine
-        return Response(status_code=204)
-    # waits for the read models: once 204 arrives, the session's access tokens are refused
-    return await ctx.written(position, 204)
+    # None: revoked before (logging out twice is fine), maybe by a request not projected yet,
+    # so the read models must reach everything in the log now
+    target = position if position is not None else await run_in_threadpool(ctx.app.log_head)
+    if ctx.settings.consistency_timeout > 0:
+        await ctx.waiter.wait_for(target, ctx.settings.consistency_timeout)
+    if not await ctx.sessions.session_ended(claims.session_id):
+        raise ApiError(503, "The logout is recorded but not in effect yet; send it again",
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    headers = {"X-Event-Position": str(position)} if position is not None else None
+    return Response(status_code=204, headers=headers)
 
 
 def _new_token_id() -> str:

@@ -23,9 +23,11 @@ from domain.errors import (
 from domain.recorder import StaleReadError
 from domain.store import Claim
 from shared.http import (
+    EXCEPTION_HANDLERS,
     RETRY_AFTER_SECONDS,
     ApiError,
     authenticate,
+    handle_api_error,
     json_response,
     read_json,
     validate,
@@ -106,3 +108,26 @@ def context(request: Request) -> Context:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+REFUSALS = (400, 403, 404)
+
+
+async def handle_refusal(request: Request, exc: Exception) -> Response:
+    """A write refused after its Idempotency-Key was read answers the key's 409 if the key
+    already completed a request (CONTRACT.md): a DELETE retried after it succeeded is told
+    `original_status: 204`, not 404. Checked only on a refusal, so success pays nothing."""
+    assert isinstance(exc, ApiError)
+    claim: Claim | None = getattr(request.state, "claim", None)
+    if claim is not None and exc.status in REFUSALS:
+        ctx = context(request)
+        try:
+            await ctx.run(ctx.app.check_claim, claim)
+        except ApiError as conflict:
+            if conflict.status != 409:
+                raise
+            exc = conflict
+    return await handle_api_error(request, exc)
+
+
+COMMAND_EXCEPTION_HANDLERS = {**EXCEPTION_HANDLERS, ApiError: handle_refusal}

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from domain.app import Claim
 from shared.http import ApiError
+from shared.schemas import check_text
 
 MAX_KEY_LENGTH = 255
 
@@ -25,7 +26,13 @@ def claim_for(request: Request, scope: str, body: Any, secret: bytes) -> Claim:
         raise ApiError(400, "Idempotency-Key header is required")
     if len(key) > MAX_KEY_LENGTH:
         raise ApiError(400, f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
-    return Claim(scope=scope, key=key, fingerprint=fingerprint(request, body, secret))
+    try:
+        check_text(values[0])  # read as latin-1: C1 controls may arrive (strip() eats U+0085)
+    except ValueError as exc:
+        raise ApiError(400, f"Idempotency-Key {exc}") from None
+    claim = Claim(scope=scope, key=key, fingerprint=fingerprint(request, body, secret))
+    request.state.claim = claim  # a refusal of this request checks it (context.py)
+    return claim
 
 
 def fingerprint(request: Request, body: Any, secret: bytes) -> str:

@@ -121,7 +121,12 @@ class Chat(Aggregate):
 
 
 class DirectChatIndex(Aggregate):
-    """One per pair of users: a second direct chat for the pair collides on its uuid5 id."""
+    """One per pair of users: a second direct chat for the pair collides on its uuid5 id.
+
+    Once the pair's chat is deleted, the next direct chat between them is pointed to here
+    (CONTRACT.md: a deleted direct chat can be created again); two doing it at once collide
+    on the index's next version, as two first creations collide on its id.
+    """
 
     @staticmethod
     def create_id(user_a: int, user_b: int) -> UUID:
@@ -130,4 +135,12 @@ class DirectChatIndex(Aggregate):
     @event("Claimed")
     def __init__(self, user_a: int, user_b: int, chat_number: int) -> None:
         self.users = sorted((user_a, user_b))
+        self.chat_number = chat_number
+
+    def point_to(self, chat_number: int) -> None:
+        """The pair's direct chat is now `chat_number` (the one before was deleted)."""
+        self._pointed(chat_number=chat_number)
+
+    @event("Pointed")
+    def _pointed(self, chat_number: int) -> None:
         self.chat_number = chat_number

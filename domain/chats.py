@@ -124,32 +124,35 @@ class ChatCommands(EventStoreApp):
         if not is_group and len(others) != 1:
             raise InvalidCommandError("A direct chat needs exactly one other user in member_ids")
         self._check_users(others)
-        if not is_group:
-            existing = self._existing_direct(creator, others[0])
-            if existing is not None:
-                return existing
+        index = None if is_group else self._direct_index(creator, others[0])
+        if index is not None:
+            existing = self._chat(index.chat_number)
+            if not existing.deleted:
+                return Outcome((existing, False), 0)
         chat = Chat(number=self._next_number("chat"), creator=creator, title=title,
                     is_group=is_group, members=[creator, *others])
-        extra = [] if is_group else [DirectChatIndex(creator, others[0], chat.number)]
+        if not is_group:
+            if index is None:
+                index = DirectChatIndex(creator, others[0], chat.number)
+            else:
+                index.point_to(chat.number)
         note = self._system_message(chat, creator, "chat_created", title=title)
         try:
-            position = self._save(claim, 201, chat_location(chat.number), chat, note, *extra)
+            position = self._save(claim, 201, chat_location(chat.number), chat, note, index)
         except IntegrityError:
-            existing = None if is_group else self._existing_direct(creator, others[0])
-            if existing is None:
+            if is_group:
                 raise
-            return existing  # the pair's direct chat was created concurrently
+            index = self._direct_index(creator, others[0])  # created concurrently: that one
+            if index is None:
+                raise
+            return Outcome((self._chat(index.chat_number), False), 0)
         return Outcome((chat, True), position)
 
-    def _existing_direct(self, user_a: int, user_b: int) -> Outcome[tuple[Chat, bool]] | None:
-        index_id = DirectChatIndex.create_id(user_a, user_b)
-        if not self._exists(index_id):
+    def _direct_index(self, user_a: int, user_b: int) -> DirectChatIndex | None:
+        try:
+            return self._load(DirectChatIndex.create_id(user_a, user_b), DirectChatIndex, "")
+        except NotFoundError:
             return None
-        index: DirectChatIndex = self.repository.get(index_id)
-        chat = self._chat(index.chat_number)
-        if chat.deleted:
-            raise InvalidCommandError("The direct chat with this user was deleted")
-        return Outcome((chat, False), 0)
 
     def rename_chat(self, claim: Claim, by: int, number: int, title: str) -> Outcome[Chat]:
         chat = self._chat(number)

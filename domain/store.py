@@ -102,8 +102,13 @@ class EventStoreApp(Application[UUID]):
             aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(missing) from None
-        assert isinstance(aggregate, kind)
+        if not isinstance(aggregate, kind):  # an id of another kind of record (a client's guess)
+            raise NotFoundError(missing)
         return aggregate
+
+    def log_head(self) -> int:
+        """The position of the last event in the log (0 when it is empty)."""
+        return self.recorder.max_notification_id() or 0
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return any(True for _ in self.events.get(aggregate_id, limit=1))
@@ -137,7 +142,7 @@ class EventStoreApp(Application[UUID]):
                 self._local.reuse = False
 
     def _save(self, claim: Claim | None, status: int, location: str | None,
-              *aggregates: Aggregate, read: Sequence[Aggregate] = ()) -> int:
+              *aggregates: Aggregate | None, read: Sequence[Aggregate] = ()) -> int:
         """Save the aggregates and the key's record in one transaction; return the position.
 
         `read`: aggregates the decision depended on without changing them; if any changed

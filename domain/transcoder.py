@@ -27,14 +27,38 @@ class _Inexact(Exception):
 _CONTAINERS_AND_FLOAT = frozenset({dict, list, float})
 
 
+NUL_ESCAPE = b"\\u0000"  # how JSON writes U+0000: always escaped, never a raw byte
+REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with every U+0000 in its strings (keys too) replaced by U+FFFD."""
+    kind = type(value)
+    if kind is str:
+        return value.replace("\0", REPLACEMENT)
+    if kind is dict:
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if kind is list:
+        return [without_nul(item) for item in value]
+    return value
+
+
 class FastJSONTranscoder(JSONTranscoder):
-    """`JSONTranscoder` with an orjson reader; writing is unchanged."""
+    """`JSONTranscoder` with an orjson reader; writing is unchanged.
+
+    Reading also replaces U+0000 in strings by U+FFFD. Requests can no longer carry one, but
+    older versions stored some, and PostgreSQL text and jsonb cannot hold it: such an event
+    would stop every projection for good. Aggregates, projections, NATS payloads and replays
+    all read events here, so they all agree on the replaced text.
+    """
 
     def decode(self, data: bytes) -> Any:
         try:
-            return self._revive(orjson.loads(data))
+            state = self._revive(orjson.loads(data))
         except (orjson.JSONDecodeError, _Inexact):
-            return super().decode(data)
+            state = super().decode(data)
+        # a substring test is a fast scan of the bytes; the walk runs only for a rare hit
+        return without_nul(state) if NUL_ESCAPE in data else state
 
     def _revive(self, value: Any) -> Any:
         kind = type(value)

@@ -84,6 +84,12 @@ def _status(settings: Settings, *, json_output: bool) -> int:
     print(f"{'name':<24}{'position':>10}{'lag':>10}{'lag (s)':>10}  last error")
     for lag in [*report.projections, *report.others, *report.shadows]:
         print(_line(lag))
+    if report.skipped:
+        print(f"\nskipped events ({len(report.skipped)}): each projection named moved past"
+              " it without applying it; fix the code, then `parley projections rebuild NAME`")
+        for skip in report.skipped:
+            print(f"  {skip.name:<22}at {skip.position:<10} {skip.occurred_at:%Y-%m-%d %H:%M:%S}"
+                  f"  {skip.error.splitlines()[0][:120]}")
     return 0
 
 

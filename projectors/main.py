@@ -17,20 +17,37 @@ import threading
 
 from projectors.backfill import Backfill
 from projectors.publisher import Publisher, connect, ensure_stream
-from projectors.runner import Batch, LogListener, ProjectionRunner
+from projectors.runner import Batch, LogListener, ProjectionRunner, is_unavailable
 from shared.settings import Settings
 
 log = logging.getLogger("parley.projector")
 IDLE_POLL_SECONDS = 1.0
 PUBLISH_QUEUE_BATCHES = 64
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 60.0
 
 async def project(runner: ProjectionRunner, listener: LogListener,
                   batches: asyncio.Queue[Batch], stop: asyncio.Event) -> None:
-    """Follow the log; hand each committed batch to the publisher if it has room."""
+    """Follow the log; hand each committed batch to the publisher if it has room.
+
+    A batch that fails is tried again after a growing delay; from its POISON_ATTEMPTS-th try
+    on, the runner isolates the events that fail and skips them (runner.py). Only a lost
+    database connection ends the loop.
+    """
+    delay = RETRY_SECONDS
     while not stop.is_set():
-        batch = await asyncio.to_thread(runner.process_batch)
+        try:
+            batch = await asyncio.to_thread(runner.process_batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            log.exception("a batch after position %s failed (try %s); retrying in %.1f s",
+                          runner.failed_after, runner.failures, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            continue
+        delay = RETRY_SECONDS
         if batch is None:
             await asyncio.to_thread(listener.wait, IDLE_POLL_SECONDS)
             continue

@@ -76,12 +76,10 @@ class Publisher:
             for position, event in events:
                 if position <= self.position:
                     continue
-                for index, public in enumerate(public_events(event)):
-                    body = json.dumps({"event": public.event, "data": public.data,
-                                       "position": position}).encode()
+                for index, (subject, body) in enumerate(_messages(position, event)):
                     msg_id = f"{position}" if index == 0 else f"{position}.{index}"
                     acks.append(await self.js.publish_async(
-                        public.subject, body, wait_stall=ACK_TIMEOUT_SECONDS,
+                        subject, body, wait_stall=ACK_TIMEOUT_SECONDS,
                         headers={"Nats-Msg-Id": msg_id}))
                 last = max(last, position)
             if acks:
@@ -101,13 +99,30 @@ class Publisher:
                 self.runner.readmodels_position, (), inclusive_of_start=False)
             if not notifications:
                 break
-            await self.publish([(n.id, self.runner.app.mapper.to_domain_event(n))
-                                for n in notifications], upto=notifications[-1].id)
+            events = []
+            for n in notifications:
+                try:
+                    events.append((n.id, self.runner.app.mapper.to_domain_event(n)))
+                except Exception:  # the projector skipped it too (`log` in projection_skipped)
+                    log.exception("not publishing the unreadable event at position %s", n.id)
+            await self.publish(events, upto=notifications[-1].id)
 
     def _track(self, position: int) -> None:
         from eventsourcing.persistence import Tracking
 
         self.runner.tracking.insert_tracking(Tracking(PUBLISHER, position))
+
+
+def _messages(position: int, event: object) -> list[tuple[str, bytes]]:
+    """The NATS messages of one event; none (logged) for an event whose payload cannot be
+    built: a bug there must not hold up every later event (the read models skip it alike)."""
+    try:
+        return [(public.subject, json.dumps({"event": public.event, "data": public.data,
+                                             "position": position}).encode())
+                for public in public_events(event)]
+    except Exception:
+        log.exception("not publishing the event at position %s: its payload failed", position)
+        return []
 
 
 async def connect(settings: Settings) -> nats.NATS:

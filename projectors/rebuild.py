@@ -24,7 +24,7 @@ from psycopg import Cursor
 from domain.app import Parley
 from domain.store import schema_lock
 from projectors.base import Projection
-from projectors.errors import record_error
+from projectors.errors import forget_skipped, record_error
 from projectors.replay import REPLAY_BATCH, LogReader, LogSlice, RawSlice, wanted_types
 from projectors.shadow import REBUILD, Shadow, lock_live_tables
 from projectors.tracking import Positions, take_batch_lock
@@ -214,6 +214,9 @@ class Rebuild:
                 lock_live_tables(curs, shadows)
                 for shadow in shadows:
                     shadow.swap_in(curs)
+                    # the replay applied every event (it stops at the first it cannot), also
+                    # those the live projection skipped: they are no longer missing
+                    forget_skipped(curs, shadow.name)
             return targets
         except Exception as exc:
             if not isinstance(exc.__cause__ or exc, psycopg.errors.LockNotAvailable):

@@ -2,6 +2,17 @@
 
 Each batch is one transaction: every projection's rows, every projection's tracking row and
 the `readmodels` position commit together, so a crash anywhere replays the batch exactly once.
+
+No single event may stop the read models. A batch that fails for any reason but a lost or
+refused connection (those are the database's trouble, not the event's) is retried with
+backoff by the caller; after `POISON_ATTEMPTS` failures in a row at the same place it runs
+once more *isolating* each projection's apply of each event in a savepoint. What still fails
+there is skipped by that projection alone, recorded in `projection_skipped` in the same
+transaction, and everything else commits. Skipping, not stopping, because a projection stuck
+on one event takes its whole read model down for every user (one crafted request would be a
+denial of service), while a skip loses that one event's effect, visibly (status, /readyz, a
+metric, the log) and recoverably: once the code is fixed, `parley projections rebuild NAME`
+replays the log, skipped events included.
 """
 
 from __future__ import annotations
@@ -10,10 +21,13 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+from psycopg import Cursor
 
 from domain.app import Parley
 from domain.store import schema_lock
@@ -21,7 +35,7 @@ from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
 from projectors.chats import ChatsProjection
 from projectors.errors import DDL as ERRORS_DDL
-from projectors.errors import record_error
+from projectors.errors import SKIPPED_DDL, record_error, record_skipped
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
 from projectors.payloads import published_types
@@ -34,6 +48,14 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 1000
+POISON_ATTEMPTS = 3  # failed tries of a batch before it is applied isolating each event
+UNREADABLE = "log"  # the name skips of events no code could decode are recorded under
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A lost, refused or timed-out database connection: not the event's fault, never skip."""
+    return isinstance(exc, (psycopg.OperationalError, es_persistence.OperationalError,
+                            es_persistence.InterfaceError))
 
 
 def live_projections() -> list[Projection]:
@@ -78,6 +100,7 @@ class ProjectionRunner:
                     for statement in projection.ddl:
                         curs.execute(statement)
                 curs.execute(ERRORS_DDL)
+                curs.execute(SKIPPED_DDL)
         self.positions = {p.name: self.tracking.max_tracking_id(p.name) or 0
                           for p in self.projections}
         self.readmodels_position = self.tracking.max_tracking_id(READMODELS) or 0
@@ -89,6 +112,9 @@ class ProjectionRunner:
         if not self.live:  # every position lost: nothing live to protect, replay all together
             self.live, self.lagging = self.lagging, []
         self._joining = threading.Lock()
+        self.failures = 0  # failed tries in a row of the batch after `failed_after`
+        self.failed_after = -1
+        self.skipped = 0  # events skipped by this process (a metric)
 
     @property
     def position(self) -> int:
@@ -103,7 +129,11 @@ class ProjectionRunner:
             self.live.append(projection)
 
     def process_batch(self, limit: int = BATCH_SIZE) -> Batch | None:
-        """Apply the next batch of notifications; None when the log has nothing new."""
+        """Apply the next batch of notifications; None when the log has nothing new.
+
+        Raises what made the batch fail (recorded for `status`); the caller retries with
+        backoff, and the batch's `POISON_ATTEMPTS`-th try isolates the failing events.
+        """
         with self._joining:
             live = list(self.live)
         after = min((self.positions[p.name] for p in live), default=0)
@@ -111,13 +141,15 @@ class ProjectionRunner:
             start=after, limit=limit, inclusive_of_start=False)
         if not notifications:
             return None
-        mapper, wanted = self.app.mapper, self.is_wanted
-        events = [(n.id, mapper.to_domain_event(n)) for n in notifications if wanted(n.topic)]
+        isolate = self.failed_after == after and self.failures >= POISON_ATTEMPTS - 1
         last = notifications[-1].id
         failing = (READMODELS, last)  # what to blame if the transaction fails
         try:
+            events, unreadable = self._decode(notifications, isolate)
             with self.datastore.transaction(commit=True) as curs:
                 share_batch_lock(curs)  # a rebuild's swap waits for this batch, or it for it
+                for position, exc in unreadable:
+                    self._skip(curs, UNREADABLE, position, exc)
                 for projection in live:
                     done = self.positions[projection.name]
                     if done >= last:
@@ -125,7 +157,10 @@ class ProjectionRunner:
                     for position, event in events:
                         if position > done:
                             failing = (projection.name, position)
-                            projection.apply(event, curs, position)
+                            if isolate:
+                                self._apply_isolated(curs, projection, event, position)
+                            else:
+                                projection.apply(event, curs, position)
                     failing = (projection.name, last)
                     self.tracking._insert_tracking(curs, Tracking(projection.name, last))
                 failing = (READMODELS, last)
@@ -135,11 +170,49 @@ class ProjectionRunner:
                     curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
         except Exception as exc:
             record_error(self.datastore, *failing, exc)
+            if not is_unavailable(exc):
+                self.failures = self.failures + 1 if self.failed_after == after else 1
+                self.failed_after = after
             raise
+        self.failures, self.failed_after = 0, -1
         for projection in live:
             self.positions[projection.name] = max(self.positions[projection.name], last)
         self.readmodels_position = max(self.readmodels_position, last)
         return Batch(after, last, events)
+
+    def _decode(self, notifications: Sequence[Any], isolate: bool
+                ) -> tuple[list[tuple[int, object]], list[tuple[int, Exception]]]:
+        """The wanted events; when isolating, those that cannot be decoded are set apart."""
+        mapper, wanted = self.app.mapper, self.is_wanted
+        events: list[tuple[int, object]] = []
+        unreadable: list[tuple[int, Exception]] = []
+        if not isolate:
+            events.extend((n.id, mapper.to_domain_event(n)) for n in notifications
+                          if wanted(n.topic))
+            return events, unreadable
+        for n in notifications:
+            try:
+                if wanted(n.topic):
+                    events.append((n.id, mapper.to_domain_event(n)))
+            except Exception as exc:
+                unreadable.append((n.id, exc))
+        return events, unreadable
+
+    def _apply_isolated(self, curs: Cursor[Any], projection: Projection, event: object,
+                        position: int) -> None:
+        try:
+            with curs.connection.transaction():  # a savepoint: a failure undoes this alone
+                projection.apply(event, curs, position)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            self._skip(curs, projection.name, position, exc)
+
+    def _skip(self, curs: Cursor[Any], name: str, position: int, exc: Exception) -> None:
+        log.error("%s skips the event at position %s, which it cannot apply: %s: %s",
+                  name, position, type(exc).__name__, exc)
+        record_skipped(curs, name, position, exc)
+        self.skipped += 1
 
     def close(self) -> None:
         self.app.close()

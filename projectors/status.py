@@ -17,7 +17,7 @@ from psycopg import Cursor, sql
 
 from domain.app import Parley
 from projectors.base import Projection
-from projectors.errors import ProjectionError, read_errors
+from projectors.errors import ProjectionError, read_errors, read_skipped
 from projectors.publisher import PUBLISHER
 from projectors.tracking import Positions
 from shared.positions import READMODELS
@@ -49,6 +49,7 @@ class Status:
     projections: list[Lag]
     others: list[Lag]  # `readmodels`, `nats`
     shadows: list[Lag]  # rebuilds or verifies in progress (or killed)
+    skipped: list[ProjectionError]  # events a projection moved past without applying them
 
 
 def status(app: Parley, projections: Sequence[Projection]) -> Status:
@@ -60,6 +61,7 @@ def status(app: Parley, projections: Sequence[Projection]) -> Status:
     with datastore.transaction() as curs:
         stored = _tracked(curs, Positions(datastore.schema))
         errors = read_errors(curs)
+        skipped = read_skipped(curs)
 
         def lag(name: str) -> Lag:
             position = stored.get(name, 0)
@@ -69,7 +71,7 @@ def status(app: Parley, projections: Sequence[Projection]) -> Status:
         names = [p.name for p in projections]
         shadows = sorted(n for n in stored if "__" in n and n != MIGRATION)
         return Status(head, [lag(n) for n in names], [lag(READMODELS), lag(PUBLISHER)],
-                      [lag(n) for n in shadows])
+                      [lag(n) for n in shadows], skipped)
 
 
 def _tracked(curs: Cursor[Any], positions: Positions) -> dict[str, int]:

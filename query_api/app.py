@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -12,8 +14,8 @@ from starlette.routing import Route
 from query_api import attachments, chats, docs, messages, users
 from query_api.context import Context
 from shared.http import EXCEPTION_HANDLERS
-from shared.positions import PositionWaiter
-from shared.service import middleware, service_routes
+from shared.positions import PositionWaiter, projection_health
+from shared.service import PROJECTION_FAILING, PROJECTION_SKIPPED, middleware, service_routes
 from shared.sessions import EndedSessions
 from shared.settings import AUTOCOMMIT, Settings
 from shared.storage import Storage
@@ -67,6 +69,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return f"read models unavailable: {type(exc).__name__}"
         return None
 
-    return Starlette(routes=[*ROUTES, *docs.routes(), *service_routes(ready)],
+    async def report() -> dict[str, Any]:
+        """How the projections fare (they never make this API unready: it serves what the
+        read models hold, and the log keeps what a projection skipped; README operations)."""
+        ctx = state.get("ctx")
+        if ctx is None:
+            return {}
+        with contextlib.suppress(psycopg.Error):
+            async with ctx.pool.connection() as conn:
+                health = await projection_health(conn)
+            PROJECTION_SKIPPED.set(health["skipped_events"])
+            PROJECTION_FAILING.set(len(health["failing"]))
+            return {"projections": health}
+        return {}
+
+    return Starlette(routes=[*ROUTES, *docs.routes(), *service_routes(ready, report)],
                      lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "query"))

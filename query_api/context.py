@@ -8,7 +8,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
 from shared.http import ApiError, authenticate
-from shared.positions import PositionWaiter
+from shared.positions import PositionWaiter, log_head
 from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
@@ -33,11 +33,13 @@ async def reader(request: Request) -> tuple[Context, TokenClaims]:
     claims = await authenticate(request, ctx.tokens, ctx.sessions)
     raw = request.headers.get("x-min-position")
     if raw is not None:
-        try:
-            position = int(raw)
-        except ValueError:
-            position = -1
-        if position < 0:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
             raise ApiError(400, "X-Min-Position must be a non-negative integer")
-        await ctx.waiter.wait_for(position, ctx.settings.consistency_timeout)
+        position = int(raw)
+        if position > ctx.waiter.position:
+            # A position no write has returned yet would only wait out the whole timeout.
+            async with ctx.pool.connection() as conn:
+                if position > await log_head(conn):
+                    raise ApiError(400, "X-Min-Position is beyond the end of the event log")
+            await ctx.waiter.wait_for(position, ctx.settings.consistency_timeout)
     return ctx, claims

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from eventsourcing import persistence as es_persistence
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ log = logging.getLogger("parley.http")
 M = TypeVar("M", bound=BaseModel)
 RETRY_AFTER_SECONDS = 1
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32  # arrays and objects nested in one another (CONTRACT.md "Input bounds")
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left before the answer (logs, metrics)
 
 
@@ -95,16 +96,49 @@ def validation_error(exc: ValidationError) -> ApiError:
     return ApiError(400, f"Invalid request: {first['field']}: {first['message']}", errors=errors)
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`.
+
+    A declared `Content-Length` over the limit is refused before anything is read; a body
+    streamed without one (or longer than it claimed) is refused at the chunk that passes the
+    limit, and the rest is never read (uvicorn then closes the connection).
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body too large (at most {limit} bytes)")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"Request body too large (at most {limit} bytes)")
+    return bytes(body)
+
+
+def _nesting_depth(value: Any, limit: int) -> int:
+    """How deep arrays and objects nest in `value`, counted up to `limit + 1` at most."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        level = [item for node in level if isinstance(node, (dict, list))
+                 for item in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(item, (dict, list))]
+    return depth
+
+
 async def read_json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "Request body too large")
+    """The body as JSON: at most 64 KiB, nested at most 32 deep, valid UTF-8 without lone
+    surrogates (orjson refuses those, and bounds its own recursion, unlike `json`)."""
+    body = await read_body(request)
     if not body:
         raise ApiError(400, "Request body must be a JSON object")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Request body is not valid JSON") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "Request body is not valid JSON (UTF-8, no lone surrogates)"
+                       ) from None
+    if isinstance(data, (dict, list)) and _nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"Request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -143,13 +177,20 @@ async def authenticate(request: Request, tokens: TokenService,
     return claims
 
 
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
+
 def int_param(value: str | None, name: str) -> int:
-    """A positive integer from a path or query parameter, or 400."""
-    try:
-        number = int(value) if value is not None else None
-    except ValueError:
-        number = None
-    if number is None or number < 1 or number > 2**63 - 1:
+    """A positive integer from a path or query parameter, or 400.
+
+    Only plain ASCII digits: `int()` alone also takes " 7", "+7", "7_000" and other scripts'
+    digits (Arabic-Indic, say), and `str.isdigit()` takes superscripts ("²") that `int()`
+    then refuses.
+    """
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
+        raise ApiError(400, f"{name} must be a positive integer")
+    number = int(value)
+    if number < 1 or number > MAX_ID:
         raise ApiError(400, f"{name} must be a positive integer")
     return number
 

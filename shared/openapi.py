@@ -39,6 +39,11 @@ Conventions:
   `Idempotency-Key` header; a repeated request with the same key gets 409.
 - Read your writes: writes answer with `X-Event-Position` once the read models have caught up
   (bounded wait); a read may send `X-Min-Position` to wait (bounded) for a position.
+- Input bounds: every string must be free of U+0000, other control characters (but tab and
+  line breaks) and lone surrogates; bodies are at most 64 KiB (413) and JSON nests at most 32
+  levels; ids are plain ASCII integers. Anything else is 400 with `detail`.
+- A write retried with a key that already completed a request gets that key's 409, even when
+  its target is gone since (a retried DELETE: 409 with `original_status: 204`, not 404).
 - **503** with `Retry-After` when the database is unavailable (or, rarely, a chat kept changing
   while a post was decided): nothing was done; retry, a write with the same `Idempotency-Key`.
 """
@@ -62,7 +67,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer", "minimum": 0}, "example": 42,
         "description": (
             "Read your writes: wait (bounded) until the read models reached this event position, "
-            "the `X-Event-Position` of an earlier write. Not a non-negative integer: 400."),
+            "the `X-Event-Position` of an earlier write. Not a non-negative integer, or beyond "
+            "the end of the event log: 400."),
     },
 }
 
@@ -89,6 +95,7 @@ DEFAULT_ERRORS = {
     400: "Validation error or a bad `Idempotency-Key`.",
     401: "Missing, invalid or expired access token, or one whose login was logged out.",
     409: "Duplicate request: the `Idempotency-Key` was already used.",
+    413: "The body is over 64 KiB (refused before the rest is read).",
 }
 CONFLICT_DETAIL = "Idempotency-Key was already used for a completed request"
 
@@ -123,8 +130,11 @@ def _responses(op: Operation) -> dict[int, Response]:
         specs.setdefault(409, DEFAULT_ERRORS[409])
     if op.auth:
         specs.setdefault(401, DEFAULT_ERRORS[401])
+    if op.request is not None:
+        specs.setdefault(413, DEFAULT_ERRORS[413])
     if op.waits_for_position:
-        specs.setdefault(400, "`X-Min-Position` is not a non-negative integer.")
+        specs.setdefault(400, "`X-Min-Position` is not a non-negative integer, or is beyond the"
+                              " end of the event log.")
     success = min(specs, default=200)
     return {status: _normalise(op, status, spec, success) for status, spec in sorted(specs.items())}
 

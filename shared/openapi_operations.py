@@ -86,11 +86,14 @@ AUTH: list[Operation] = [
         description="Ends the presented token's login: every refresh token of it is revoked, "
                     "and its access tokens are refused from the moment this answers (HTTP "
                     "401, WebSocket sockets closed with 4401). Other logins of the same user "
-                    "keep working. No `Idempotency-Key` needed.",
+                    "keep working. No `Idempotency-Key` needed. If the read models do not "
+                    "reflect the logout within the bounded wait, it answers 503 instead of a "
+                    "204 that would not hold yet: send it again.",
         responses={
             204: None,
             400: "Validation error.",
             401: "Invalid or expired refresh token.",
+            503: "The logout is recorded but not in effect yet; retry after `Retry-After`.",
         }),
 ]
 

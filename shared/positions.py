@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import psycopg
 
 CHANNEL = "parley_projected"
 READMODELS = "readmodels"  # tracking name of the position every live projection has reached
 TRACKING_TABLE = "projection_tracking"
+EVENTS_TABLE = "parley_events"  # eventsourcing names it after the application, `Parley`
 POLL_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
@@ -83,3 +85,30 @@ async def _read_position(conn: psycopg.AsyncConnection) -> int:
         return 0
     row = await cur.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+async def log_head(conn: psycopg.AsyncConnection) -> int:
+    """The last position in the event log (0 for an empty or missing log)."""
+    try:
+        cur = await conn.execute(f"SELECT max(notification_id) FROM {EVENTS_TABLE}")
+    except psycopg.errors.UndefinedTable:
+        return 0
+    row = await cur.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+async def projection_health(conn: psycopg.AsyncConnection) -> dict[str, Any]:
+    """Events skipped by the projections (`projection_skipped`), and the projections whose
+    last recorded error lies beyond their tracked position: failing now, being retried."""
+    health: dict[str, Any] = {"skipped_events": 0, "failing": []}
+    with contextlib.suppress(psycopg.errors.UndefinedTable):
+        cur = await conn.execute("SELECT count(*) FROM projection_skipped")
+        row = await cur.fetchone()
+        health["skipped_events"] = int(row[0]) if row else 0
+    with contextlib.suppress(psycopg.errors.UndefinedTable):
+        cur = await conn.execute(
+            f"SELECT e.name FROM projection_errors e LEFT JOIN {TRACKING_TABLE} t"
+            " ON t.application_name = e.name"
+            " WHERE coalesce(t.notification_id, 0) < e.position ORDER BY e.name")
+        health["failing"] = [r[0] for r in await cur.fetchall()]
+    return health

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -29,16 +30,39 @@ def format_timestamp(value: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
 
 
+# Every string a client sends (CONTRACT.md "Input bounds"): no NUL, no other C0/C1 control
+# character but tab, newline and carriage return (DEL counted with them), no lone surrogate.
+# PostgreSQL text cannot hold a NUL; lone surrogates cannot be encoded as UTF-8 at all.
+FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: str) -> str:
+    """`value` unchanged, or ValueError naming the first character a client may not send."""
+    found = FORBIDDEN_CHARACTERS.search(value)
+    if found is not None:
+        raise ValueError(f"must not contain U+{ord(found.group()):04X} (control characters other"
+                         " than tab and line breaks, and lone surrogates, are refused)")
+    return value
+
+
+# Every client string of a request body is `Annotated[str, StringConstraints(...), Printable]`
+# (`Printable` last: it checks what the constraints left, after stripping); a unit test walks
+# every request model to keep it so.
+Printable = AfterValidator(check_text)
+
+
 def _http_url(value: str | None) -> str | None:
     if value is not None and not value.lower().startswith(("http://", "https://")):
         raise ValueError("must be an http(s) URL")
     return value
 
 
-HttpUrl = Annotated[str | None, StringConstraints(max_length=2048), AfterValidator(_http_url)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+HttpUrl = Annotated[Annotated[str, StringConstraints(max_length=2048), Printable] | None,
+                    AfterValidator(_http_url)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=100), Printable]
 # ASVS V6.2: at least 8, long passphrases allowed and never truncated; a bound keeps hashing cheap.
-Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1024), Printable]
 
 
 class Input(BaseModel):
@@ -54,7 +78,7 @@ class Output(BaseModel):
 # -- auth ----------------------------------------------------------------------------------
 
 class RegisterRequest(Input):
-    email: EmailStr = Field(max_length=254)
+    email: Annotated[EmailStr, Printable] = Field(max_length=254)
     password: Password
     display_name: DisplayName
     avatar_url: HttpUrl = None
@@ -65,15 +89,15 @@ class RegisterRequest(Input):
 
 
 class LoginRequest(Input):
-    email: Annotated[str, StringConstraints(min_length=1, max_length=254)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254), Printable]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024), Printable]
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "email": "user@example.com", "password": "securePassword123"}]})
 
 
 class RefreshRequest(Input):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), Printable]
 
 
 class TokenPair(Output):
@@ -110,7 +134,8 @@ class RegisterResponse(Output):
 
 # -- chats ---------------------------------------------------------------------------------
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  Printable]
 # Strict: "1" or true are not ids, "yes" is not a boolean (lax coercion would accept them).
 UserId = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
 
@@ -165,7 +190,7 @@ class MemberOut(Output):
 class VoicePayload(Input):
     attachment_id: UUID
     duration_ms: Annotated[int, Strict(), Field(ge=1, le=600_000)]
-    codec: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+-]{0,19}$")]
+    codec: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+-]{0,19}$"), Printable]
     waveform: Annotated[list[Annotated[int, Strict(), Field(ge=0, le=255)]],
                         Field(max_length=512)] | None = None
 
@@ -173,7 +198,7 @@ class VoicePayload(Input):
 class MessageCreate(Input):
     chat_id: UserId
     type: Literal["text", "voice", "system"]
-    content: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    content: Annotated[str, StringConstraints(max_length=4000), Printable] | None = None
     payload: VoicePayload | None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -184,7 +209,7 @@ class MessageCreate(Input):
 
 
 class MessageEdit(Input):
-    content: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    content: Annotated[str, StringConstraints(min_length=1, max_length=4000), Printable]
     payload: None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -207,8 +232,8 @@ class MessageOut(Output):
 # -- attachments ---------------------------------------------------------------------------
 
 class AttachmentCreate(Input):
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127)]
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127), Printable]
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "filename": "audio.opus", "content_type": "audio/opus"}]})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -26,7 +28,15 @@ from shared.settings import Settings
 REQUESTS = Counter("parley_http_requests_total", "HTTP requests", ["service", "method", "status"])
 LATENCY = Histogram("parley_http_request_seconds", "HTTP request latency", ["service", "method"])
 
+PROJECTION_SKIPPED = Gauge("parley_projection_skipped_events",
+                           "Events a projection skipped because it could not apply them",
+                           multiprocess_mode="max")
+PROJECTION_FAILING = Gauge("parley_projection_failing",
+                           "Projections whose last batch failed and is being retried",
+                           multiprocess_mode="max")
+
 ReadyCheck = Callable[[], Awaitable[str | None]]
+Report = Callable[[], Awaitable[dict[str, Any]]]  # extra facts for /readyz; updates gauges
 
 
 class MetricsMiddleware:
@@ -76,7 +86,7 @@ def metrics_process_exit() -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
-def service_routes(ready: ReadyCheck) -> list[BaseRoute]:
+def service_routes(ready: ReadyCheck, report: Report | None = None) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -84,9 +94,11 @@ def service_routes(ready: ReadyCheck) -> list[BaseRoute]:
         problem = await ready()
         if problem:
             return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", **(await report() if report else {})})
 
     async def metrics(request: Request) -> Response:
+        if report:
+            await report()
         return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

@@ -185,18 +185,18 @@ MESSAGE = "/api/v1/messages/{message_id}"
 # Statuses each chat, message and attachment route answers with (CONTRACT.md and the code).
 STATUSES = {
     ("GET", "/api/v1/chats"): {200, 400, 401},
-    ("POST", "/api/v1/chats"): {200, 201, 400, 401, 409},
+    ("POST", "/api/v1/chats"): {200, 201, 400, 401, 409, 413},
     ("GET", CHAT): {200, 400, 401, 403, 404},
-    ("PATCH", CHAT): {200, 400, 401, 403, 404, 409},
+    ("PATCH", CHAT): {200, 400, 401, 403, 404, 409, 413},
     ("DELETE", CHAT): {204, 400, 401, 403, 404, 409},
     ("GET", f"{CHAT}/members"): {200, 400, 401, 403, 404},
-    ("POST", f"{CHAT}/members"): {200, 400, 401, 403, 404, 409},
+    ("POST", f"{CHAT}/members"): {200, 400, 401, 403, 404, 409, 413},
     ("DELETE", f"{CHAT}/members/{{user_id}}"): {204, 400, 401, 403, 404, 409},
     ("GET", "/api/v1/messages"): {200, 400, 401, 403, 404},
-    ("POST", "/api/v1/messages"): {201, 400, 401, 403, 404, 409},
+    ("POST", "/api/v1/messages"): {201, 400, 401, 403, 404, 409, 413},
     ("GET", MESSAGE): {200, 400, 401, 404},
-    ("PATCH", MESSAGE): {200, 400, 401, 403, 404, 409},
-    ("POST", "/api/v1/attachments"): {200, 400, 401, 409},
+    ("PATCH", MESSAGE): {200, 400, 401, 403, 404, 409, 413},
+    ("POST", "/api/v1/attachments"): {200, 400, 401, 409, 413},
     ("GET", "/api/v1/attachments/{attachment_id}"): {200, 400, 401, 404},
 }
 

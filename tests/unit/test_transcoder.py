@@ -67,7 +67,18 @@ def test_what_orjson_refuses_is_read_by_the_standard_decoder() -> None:
 
 
 def test_text_of_every_kind_survives() -> None:
-    same_decoding({"content": "Привет 👋 \u0000 \\ \" \n \t \u2028 ünïcode", "empty": ""})
+    same_decoding({"content": "Привет 👋 \u0001 \\ \" \n \t \u2028 ünïcode", "empty": ""})
+
+
+def test_a_nul_older_versions_stored_is_read_as_u_fffd_wherever_it_is() -> None:
+    # PostgreSQL text and jsonb cannot hold U+0000: read as it was, it stopped every projection
+    state = {"content": "a\u0000b", "payload": {"k\u0000": ["\u0000", 1]}, "at": uuid4()}
+    data = STANDARD.encode(state)
+    assert b"\\u0000" in data
+    assert FAST.decode(data) == {"content": "a\ufffdb", "payload": {"k\ufffd": ["\ufffd", 1]},
+                                 "at": state["at"]}
+    text = STANDARD.encode({"content": "a backslash-u: \\u0000"})  # text, not a NUL
+    assert FAST.decode(text) == {"content": "a backslash-u: \\u0000"}
 
 
 def test_an_unknown_tag_is_refused_like_the_standard_decoder_refuses_it() -> None:
