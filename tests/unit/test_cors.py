@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway.auth import origin_allowed
+from parley.embedded.s3 import storage_origins
+from parley.stack import StackOptions, own_origins, with_default_cors
 from shared.cors import LOCAL_DEV_ORIGINS, CorsPolicy, OriginPatternError, normalize_origin_entries
 from shared.settings import ConfigurationError, Settings
 
@@ -84,6 +88,25 @@ def test_websocket_origin_check_uses_the_policy_and_this_host() -> None:
     for origin in REFUSED:
         assert not origin_allowed(origin, "127.0.0.1:8000", LOCAL), origin
     assert not origin_allowed("http://localhost:5173", "127.0.0.1:8000", CorsPolicy())
+
+
+def test_parley_up_defaults_to_local_pages_unless_told() -> None:
+    assert with_default_cors({})["CORS_ORIGINS"] == "http://localhost:*,http://127.0.0.1:*"
+    assert with_default_cors({"CORS_ORIGINS": ""})["CORS_ORIGINS"] == ""
+    assert with_default_cors({"CORS_ORIGINS": "*"})["CORS_ORIGINS"] == "*"
+
+
+def test_storage_origins() -> None:
+    options = StackOptions(data_dir=Path("."), port=8000)
+    own = own_origins(options)
+    assert own == ("http://localhost:8000", "http://127.0.0.1:8000")
+    assert storage_origins(LOCAL, own) == "*"  # SeaweedFS cannot say "any port"
+    assert storage_origins(settings("*").cors, own) == "*"
+    assert storage_origins(settings("http://localhost:5173").cors, own) == (
+        "http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000")
+    assert storage_origins(CorsPolicy(), own) == "http://localhost:8000,http://127.0.0.1:8000"
+    assert own_origins(StackOptions(data_dir=Path("."), port=0)) == ()
+    assert storage_origins(CorsPolicy(), ()) == "*"
 
 
 def test_describe() -> None:
