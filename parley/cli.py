@@ -23,7 +23,8 @@ def _cors_summary(stack: Stack) -> str:
     lines = [f"pages allowed (CORS, /ws): {Settings.from_env(stack.env).cors.describe()}"
              "  (change: --cors-origins or CORS_ORIGINS; '' = same origin only)"]
     if stack.storage_origins is not None:
-        storage = "any origin" if stack.storage_origins == "*" else stack.storage_origins
+        storage = ("any origin" if stack.storage_origins == "*"
+                   else stack.storage_origins.replace(",", ", "))
         lines.append(f"pages allowed by storage (presigned URLs): {storage}")
     return "\n".join(lines)
 
@@ -47,6 +48,8 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     # A shell starts background jobs with SIGINT ignored; `kill -INT` must still stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    from shared.settings import ConfigurationError
+
     try:
         with running_stack(options) as stack:
             print(f"Parley is up: {stack.base_url}/api/v1  (docs: {stack.base_url}/docs)")
@@ -60,6 +63,9 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)
         return 0
+    except ConfigurationError as exc:
+        print(f"parley up: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
