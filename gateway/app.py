@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require("nats_url", "database_url")
     tokens = TokenService.verifier(settings)  # fails fast without a key
+    cors = settings.cors
     logfilter.install()
     state: dict[str, Context] = {}
 
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def live(websocket: WebSocket) -> None:
         ctx = state["ctx"]
         with contextlib.suppress(WebSocketDisconnect):
-            claims = await admit(websocket, ctx.hub.tokens, settings.cors_origins)
+            claims = await admit(websocket, ctx.hub.tokens, cors)
             if claims is None:
                 return
             raw = websocket.query_params.get("cursor")

@@ -9,12 +9,12 @@ browsers report every failed handshake as code 1006 with no detail, so a page co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
 from gateway.protocol import CLOSE_FORBIDDEN_ORIGIN, CLOSE_UNAUTHORIZED
+from shared.cors import CorsPolicy
 from shared.tokens import InvalidTokenError, TokenClaims, TokenService
 
 
@@ -26,8 +26,9 @@ def presented_token(websocket: WebSocket) -> str | None:
     return websocket.query_params.get("token") or None
 
 
-def origin_allowed(origin: str | None, host: str | None, allowlist: Sequence[str]) -> bool:
-    """The Origin allowlist (CORS_ORIGINS, `*` allows any), or this host when it is empty.
+def origin_allowed(origin: str | None, host: str | None, cors: CorsPolicy) -> bool:
+    """A page from an origin CORS_ORIGINS allows (as the HTTP services' CORS does), or from
+    this very host (a page Parley serves itself is never cross-origin).
 
     Cross-site WebSocket hijacking needs a browser, and browsers always send Origin: a request
     without one comes from a non-browser client, which has to present its own token anyway.
@@ -35,8 +36,8 @@ def origin_allowed(origin: str | None, host: str | None, allowlist: Sequence[str
     if origin is None:
         return True
     origin = origin.lower()
-    if allowlist:
-        return "*" in allowlist or origin in {item.lower().rstrip("/") for item in allowlist}
+    if cors.allows(origin):
+        return True
     return bool(host) and urlsplit(origin).netloc == (host or "").lower()
 
 
@@ -46,11 +47,11 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def admit(websocket: WebSocket, tokens: TokenService,
-                allowlist: Sequence[str]) -> TokenClaims | None:
+                cors: CorsPolicy) -> TokenClaims | None:
     """The verified claims, or None once the client has been refused (Origin first: a foreign
     page learns nothing about the token it sent)."""
     headers = websocket.headers
-    if not origin_allowed(headers.get("origin"), headers.get("host"), allowlist):
+    if not origin_allowed(headers.get("origin"), headers.get("host"), cors):
         await refuse(websocket, CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return None
     token = presented_token(websocket)

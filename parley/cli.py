@@ -8,8 +8,25 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parley import projections_cli
+
+if TYPE_CHECKING:
+    from parley.stack import Stack
+
+
+def _cors_summary(stack: Stack) -> str:
+    """Which pages may use this system, and how to change it."""
+    from shared.settings import Settings
+
+    lines = [f"pages allowed (CORS, /ws): {Settings.from_env(stack.env).cors.describe()}"
+             "  (change: --cors-origins or CORS_ORIGINS; '' = same origin only)"]
+    if stack.storage_origins is not None:
+        storage = ("any origin" if stack.storage_origins == "*"
+                   else stack.storage_origins.replace(",", ", "))
+        lines.append(f"pages allowed by storage (presigned URLs): {storage}")
+    return "\n".join(lines)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -19,9 +36,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"parley up needs the embedded servers: pip install 'parley[embedded]' ({exc})",
               file=sys.stderr)
         return 2
+    extra_env = {} if args.cors_origins is None else {"CORS_ORIGINS": args.cors_origins}
     options = StackOptions(data_dir=Path(args.data_dir).resolve(), host=args.host,
                            port=args.port, workers=args.workers,
-                           log_dir=Path(args.data_dir).resolve() / "logs" if args.quiet else None)
+                           log_dir=Path(args.data_dir).resolve() / "logs" if args.quiet else None,
+                           extra_env=extra_env)
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -29,9 +48,12 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     # A shell starts background jobs with SIGINT ignored; `kill -INT` must still stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    from shared.settings import ConfigurationError
+
     try:
         with running_stack(options) as stack:
             print(f"Parley is up: {stack.base_url}/api/v1  (docs: {stack.base_url}/docs)")
+            print(_cors_summary(stack))
             print(f"data: {options.data_dir}   stop: Ctrl-C", flush=True)
             while all(p.poll() is None for p in stack.processes.values()):
                 time.sleep(0.5)
@@ -41,6 +63,9 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)
         return 0
+    except ConfigurationError as exc:
+        print(f"parley up: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=int(os.environ.get("PARLEY_WORKERS", "2")),
                     help="API processes (default 2: with TCP_NODELAY they share load well)")
     up.add_argument("--quiet", action="store_true", help="log to DATA_DIR/logs instead")
+    up.add_argument("--cors-origins", metavar="LIST",
+                    help="comma-separated origins whose pages may call the API, e.g. "
+                         "'http://localhost:5173' or 'http://localhost:*' (any port), '*' for "
+                         "any, '' for same origin only (default: CORS_ORIGINS, else "
+                         "'http://localhost:*,http://127.0.0.1:*')")
     projections_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "up":

@@ -19,7 +19,10 @@ from pathlib import Path
 import httpx
 
 from parley.embedded import Endpoints, embedded_servers, free_port, set_parent_death_signal
+from parley.embedded.s3 import storage_origins
+from shared.cors import LOCAL_DEV_ORIGINS
 from shared.service import MULTIPROC_DIR
+from shared.settings import Settings
 from shared.tokens import ensure_signing_key
 
 READY_TIMEOUT = 90.0
@@ -40,11 +43,29 @@ class StackOptions:
 
 @dataclass
 class Stack:
-    """A running system: its public URL, the environment its processes got, and the processes."""
+    """A running system: its public URL, the environment its processes got, and the processes
+    (`storage_origins`: what the embedded S3 answers CORS for; None for an external S3)."""
 
     base_url: str
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
+    storage_origins: str | None = None
+
+
+def with_default_cors(env: Mapping[str, str]) -> dict[str, str]:
+    """`parley up` is where frontends develop: without CORS_ORIGINS (an empty value counts as
+    set: same origin only), pages from any port of this machine may call the API."""
+    return {"CORS_ORIGINS": ",".join(LOCAL_DEV_ORIGINS), **env}
+
+
+def own_origins(options: StackOptions) -> tuple[str, ...]:
+    """The origins of pages the API serves itself (none known yet with port 0)."""
+    if not options.port:
+        return ()
+    hosts = ["localhost", "127.0.0.1"]
+    if options.host not in ("0.0.0.0", "::", ""):
+        hosts.append(f"[{options.host}]" if ":" in options.host else options.host)
+    return tuple(dict.fromkeys(f"http://{host}:{options.port}" for host in hosts))
 
 
 def service_env(endpoints: Endpoints, data_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
@@ -143,11 +164,14 @@ def start_api(options: StackOptions, env: Mapping[str, str],
 @contextlib.contextmanager
 def running_stack(options: StackOptions) -> Iterator[Stack]:
     """Start servers and processes, wait until `/readyz` answers, stop everything on exit."""
-    base = {**os.environ, **options.extra_env}
+    base = with_default_cors({**os.environ, **options.extra_env})
+    cors = Settings.from_env(base).cors  # a malformed CORS_ORIGINS fails before any server
+    embedded_s3 = not base.get("S3_ENDPOINT")
+    s3_origins = storage_origins(cors, own_origins(options))
     options.data_dir.mkdir(parents=True, exist_ok=True)
     with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
-                          nats=not base.get("NATS_URL"),
-                          s3=not base.get("S3_ENDPOINT")) as endpoints:
+                          nats=not base.get("NATS_URL"), s3=embedded_s3,
+                          s3_origins=s3_origins) as endpoints:
         env = service_env(endpoints, options.data_dir, base)
         python = sys.executable
         processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -155,6 +179,7 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
             processes["projector"] = spawn("projector", [python, "-m", "projectors"], env,
                                            options.log_dir)
             base_url = start_api(options, env, processes)
-            yield Stack(base_url=base_url, env=env, processes=processes)
+            yield Stack(base_url=base_url, env=env, processes=processes,
+                        storage_origins=s3_origins if embedded_s3 else None)
         finally:
             stop(processes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.cors import EXPOSED_HEADERS, REQUEST_HEADERS
+from shared.openapi_operations import OPERATIONS
 from shared.settings import Settings
 
 REQUESTS = Counter("parley_http_requests_total", "HTTP requests", ["service", "method", "status"])
@@ -104,12 +106,18 @@ def service_routes(ready: ReadyCheck, report: Report | None = None) -> list[Base
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
 
 
-def middleware(settings: Settings, service: str,
-               methods: Sequence[str] = ("GET", "POST", "PATCH", "DELETE")) -> list[Middleware]:
+def api_methods() -> list[str]:
+    """Every method of the public API (the operation table): what a preflight may ask for."""
+    return sorted({op.method.upper() for op in OPERATIONS})
+
+
+def middleware(settings: Settings, service: str) -> list[Middleware]:
     stack = [Middleware(MetricsMiddleware, service=service)]
-    if settings.cors_origins:
+    cors = settings.cors
+    if cors.entries:  # none: same-origin pages only, which need no CORS
+        # every service answers preflights for the whole API: a proxy or parley.edge sends
+        # OPTIONS to one of them, whichever method the request it announces will use
         stack.append(Middleware(
-            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=list(methods),
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Min-Position"],
-            expose_headers=["X-Event-Position", "Location", "Retry-After"]))
+            CORSMiddleware, **cors.middleware_options(), allow_methods=api_methods(),
+            allow_headers=list(REQUEST_HEADERS), expose_headers=list(EXPOSED_HEADERS)))
     return stack

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shared.cors import CorsPolicy, OriginPatternError, normalize_origin_entries
+
 # The services' connection pools run in autocommit: a read is one round trip (no COMMIT after
 # it; PostgreSQL's READ COMMITTED gives each statement its own snapshot either way), and the
 # few multi-statement writes open `conn.transaction()` themselves.
@@ -34,6 +36,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return normalize_origin_entries(_list(env, "CORS_ORIGINS", ""))
+    except OriginPatternError as exc:
+        raise ConfigurationError(f"CORS_ORIGINS: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,7 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             nats_stream=env.get("NATS_STREAM", "PARLEY"),
             nats_retention_days=_float(env, "NATS_RETENTION_DAYS", 7.0),
-            cors_origins=_list(env, "CORS_ORIGINS", ""),
+            cors_origins=_origins(env),
             upload_content_types=_list(env, "UPLOAD_CONTENT_TYPES", "audio/*"),
             upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             upload_ttl=_float(env, "UPLOAD_TTL", 900.0),
@@ -135,6 +144,11 @@ class Settings:
         missing = [n.upper() for n in names if not getattr(self, n)]
         if missing:
             raise ConfigurationError(f"missing configuration: {', '.join(missing)}")
+
+    @property
+    def cors(self) -> CorsPolicy:
+        """Pages allowed to call the API and open `/ws` (none: same origin only)."""
+        return CorsPolicy(self.cors_origins)
 
     @property
     def postgres(self) -> PostgresParams:

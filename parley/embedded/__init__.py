@@ -96,8 +96,10 @@ def data_dir_lock(data_dir: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
 
 @contextlib.contextmanager
 def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True,
-                     s3: bool = True, bucket: str = "attachments") -> Iterator[Endpoints]:
-    """Start the selected servers with data under `data_dir`; stop all of them on exit."""
+                     s3: bool = True, bucket: str = "attachments",
+                     s3_origins: str = "*") -> Iterator[Endpoints]:
+    """Start the selected servers with data under `data_dir`; stop all of them on exit
+    (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`)."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -110,7 +112,8 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
         if nats:
             fields["nats_url"] = stack.enter_context(embedded_nats(data_dir))
         if s3:
-            endpoint, access, secret = stack.enter_context(embedded_s3(data_dir, bucket))
+            endpoint, access, secret = stack.enter_context(embedded_s3(data_dir, bucket,
+                                                                          s3_origins))
             fields.update(s3_endpoint=endpoint, s3_access_key=access, s3_secret_key=secret,
                           s3_bucket=bucket)
         yield Endpoints(**fields)

@@ -12,10 +12,11 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from parley.embedded.processes import binary, child, http_status, wait_for
+from shared.cors import CorsPolicy
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,30 @@ def _socket_path(directory: Path, name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"parley-{digest}-{name}"
 
 
-def _weed_cmd(s3_dir: Path, config: Path, ports: dict[str, int]) -> list[str]:
+def storage_origins(cors: CorsPolicy, own: Sequence[str]) -> str:
+    """What the embedded S3 answers CORS for (`-s3.allowedOrigins`): the policy's exact origins
+    plus the API's own (`own`: a page Parley serves is cross-origin to storage), or `*`.
+
+    `*` when the policy has a port wildcard: SeaweedFS matches an Origin exactly or against
+    `scheme://*suffix`, which cannot say "this host, any port". Also `*` while the API's own
+    origin is unknown (port 0). A presigned URL is the credential by itself (storage never sees
+    cookies, and a page can play `<audio src>` or submit a form without CORS), so storage CORS
+    only decides which pages may read the answers.
+    """
+    if cors.any_origin or cors.any_port or not own:
+        return "*"
+    return ",".join(dict.fromkeys([*cors.exact, *own]))
+
+
+def _weed_cmd(s3_dir: Path, config: Path, ports: dict[str, int],
+              allowed_origins: str = "*") -> list[str]:
     """`weed mini` with all listeners on 127.0.0.1 at ports we chose and the extras off."""
     # grpc = http + 10000 on purpose: mini's maintenance worker dials admin at that offset anyway
     port_flags = [flag for name, p in ports.items()
                   for flag in (f"-{name}.port={p}", f"-{name}.port.grpc={p + 10000}")]
     return [binary("weed"), "mini", f"-dir={s3_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *port_flags, f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.allowedOrigins={allowed_origins}",
             "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
             "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=64",
             "-volume.max=32",  # volumes are created lazily; this caps the store at 2 GiB
@@ -112,8 +130,12 @@ def _ensure_bucket(endpoint: str, access: str, secret: str, bucket: str) -> bool
 
 
 @contextlib.contextmanager
-def embedded_s3(data_dir: Path, bucket: str = "attachments") -> Iterator[tuple[str, str, str]]:
-    """Run SeaweedFS (`weed mini`) on data_dir/s3; yield (endpoint, access key, secret key)."""
+def embedded_s3(data_dir: Path, bucket: str = "attachments",
+                allowed_origins: str = "*") -> Iterator[tuple[str, str, str]]:
+    """Run SeaweedFS (`weed mini`) on data_dir/s3; yield (endpoint, access key, secret key).
+
+    `allowed_origins`: the pages it answers CORS for, comma-separated (see storage_origins).
+    """
     started = time.monotonic()
     data_dir = Path(data_dir).resolve()
     s3_dir = data_dir / "s3"
@@ -125,7 +147,8 @@ def embedded_s3(data_dir: Path, bucket: str = "attachments") -> Iterator[tuple[s
         _remove_weed_sockets(json.loads(ports_file.read_text()))
     ports = dict(zip(["master", "volume", "filer", "s3", "admin"], _port_pairs(5), strict=True))
     ports_file.write_text(json.dumps(ports))
-    cmd, endpoint = _weed_cmd(s3_dir, config, ports), f"http://127.0.0.1:{ports['s3']}"
+    cmd = _weed_cmd(s3_dir, config, ports, allowed_origins)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
     try:
         with child("s3", cmd, data_dir, s3_dir, _weed_env(s3_dir)) as (proc, log_file):
             wait_for(lambda: http_status(endpoint), 60, "weed s3", log_file, proc)

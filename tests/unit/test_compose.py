@@ -110,6 +110,14 @@ def test_production_settings_are_given(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
+def test_production_allows_an_explicit_list_of_pages_storage_included(name: str) -> None:
+    origins = environment(name)["CORS_ORIGINS"]
+    cors = Settings.from_env({"CORS_ORIGINS": origins}).cors
+    assert cors.exact == cors.entries and cors.entries  # no `*`, no any-port wildcard
+    assert environment("minio")["MINIO_API_CORS_ALLOW_ORIGIN"] == origins
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
 def test_each_service_gets_only_the_token_key_it_needs(name: str) -> None:
     env, wanted = environment(name), TOKEN_KEYS[name]
     given = {key for key in ("JWT_KEY_FILE", "JWT_PUBLIC_KEY_FILE") if key in env}
