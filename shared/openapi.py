@@ -39,6 +39,10 @@ Conventions:
   `Idempotency-Key` header; a repeated request with the same key gets 409.
 - Read your writes: writes answer with `X-Event-Position` once the read models have caught up
   (bounded wait); a read may send `X-Min-Position` to wait (bounded) for a position.
+- **429** with `Retry-After` (seconds) and `{{"detail"}}` beyond a rate limit: failed logins per
+  account and client address, registrations per client address, and writes per user (a
+  token bucket: a person typing fast never meets it, a flood does). Nothing was done; a
+  refused write keeps its `Idempotency-Key` free for the retry.
 - **503** with `Retry-After` when the database is unavailable (or, rarely, a chat kept changing
   while a post was decided): nothing was done; retry, a write with the same `Idempotency-Key`.
 """
@@ -89,6 +93,8 @@ DEFAULT_ERRORS = {
     400: "Validation error or a bad `Idempotency-Key`.",
     401: "Missing, invalid or expired access token, or one whose login was logged out.",
     409: "Duplicate request: the `Idempotency-Key` was already used.",
+    429: "Too many writes by this user: retry after `Retry-After` seconds (nothing was done; "
+         "the `Idempotency-Key` is still free).",
 }
 CONFLICT_DETAIL = "Idempotency-Key was already used for a completed request"
 
@@ -123,6 +129,8 @@ def _responses(op: Operation) -> dict[int, Response]:
         specs.setdefault(409, DEFAULT_ERRORS[409])
     if op.auth:
         specs.setdefault(401, DEFAULT_ERRORS[401])
+    if op.auth and op.is_write:
+        specs.setdefault(429, Response(DEFAULT_ERRORS[429], headers=("Retry-After",)))
     if op.waits_for_position:
         specs.setdefault(400, "`X-Min-Position` is not a non-negative integer.")
     success = min(specs, default=200)
