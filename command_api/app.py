@@ -13,10 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from command_api import attachments, auth, chats, messages
+from command_api.buckets import WriteBuckets
 from command_api.context import COMMAND_EXCEPTION_HANDLERS, Context
-from command_api.throttle import LoginThrottle
+from command_api.throttle import LoginThrottle, RegistrationLimit
 from domain.app import Parley
 from shared.positions import PositionWaiter
+from shared.proxies import TrustedProxies
 from shared.service import middleware, service_routes
 from shared.sessions import EndedSessions
 from shared.settings import AUTOCOMMIT, Settings
@@ -45,6 +47,8 @@ ROUTES = [
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require("database_url", "jwt_key_file")
+    proxies = TrustedProxies(settings.trusted_proxies)  # a bad entry fails here, at start
+    writes = WriteBuckets(settings.write_rate_per_user, settings.write_burst_per_user)
     state: dict[str, Context] = {}
     # Keyed fingerprints of idempotent requests (bodies hold passwords): a secret per deployment.
     secret = hashlib.sha256(b"idempotency\0" + Path(settings.jwt_key_file).read_bytes()).digest()
@@ -62,11 +66,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                  settings.login_max_failures_per_account,
                                  settings.login_max_failures_per_address)
         await throttle.create_tables()
+        registrations = RegistrationLimit(pool, settings.register_window,
+                                          settings.register_max_per_address)
+        await registrations.create_tables()
         storage = Storage(settings) if settings.s3_endpoint else None
         ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
                       throttle=throttle, waiter=waiter, sessions=EndedSessions(pool),
-                      fingerprint_secret=secret,
-                      storage=storage)
+                      fingerprint_secret=secret, storage=storage,
+                      registrations=registrations, writes=writes, proxies=proxies)
         app.state.context = state["ctx"] = ctx
         try:
             yield

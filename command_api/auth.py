@@ -45,6 +45,11 @@ async def register(request: Request) -> Response:
     claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
     body = validate(RegisterRequest, raw)
     await ctx.run(ctx.app.check_claim, claim)
+    if ctx.registrations is not None:  # counted before the 19 MiB hash, whatever follows
+        attempt = await ctx.registrations.attempt(client_address(request))
+        if attempt.wait:
+            raise ApiError(429, "Too many registrations from this address; try again later",
+                           headers={"Retry-After": str(attempt.wait)})
     password_hash = await run_in_threadpool(hash_password, body.password)
     try:
         outcome = await ctx.run(ctx.app.register_user, claim, body.email, password_hash,
@@ -66,18 +71,19 @@ async def login(request: Request) -> Response:
     claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
     body = validate(LoginRequest, raw)
     address = client_address(request)
-    wait = await ctx.throttle.retry_after(body.email, address)
-    if wait:
-        raise ApiError(429, "Too many failed login attempts; try again later",
-                       headers={"Retry-After": str(wait)})
     await ctx.run(ctx.app.check_claim, claim)
+    # counted as a failure before the verify, in one step with the check: concurrent guesses
+    # queue for the count instead of all passing it; a success takes its count back
+    attempt = await ctx.throttle.attempt(body.email, address)
+    if attempt.wait:
+        raise ApiError(429, "Too many failed login attempts; try again later",
+                       headers={"Retry-After": str(attempt.wait)})
     user = await run_in_threadpool(ctx.app.find_user_by_email, body.email)
     ok = await run_in_threadpool(verify_password, user.password_hash if user else None,
                                  body.password)
     if user is None or not ok:
-        await ctx.throttle.record_failure(body.email, address)
         raise ApiError(401, INVALID_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
-    await ctx.throttle.record_success(body.email, address)
+    await ctx.throttle.succeeded(body.email, address, attempt)
     if needs_rehash(user.password_hash):
         await run_in_threadpool(ctx.app.rehash_password, user,
                                 await run_in_threadpool(hash_password, body.password))

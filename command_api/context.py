@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from command_api.buckets import WriteBuckets
 from command_api.idempotency import claim_for
-from command_api.throttle import LoginThrottle
+from command_api.throttle import LoginThrottle, RegistrationLimit
 from domain.app import Parley
 from domain.errors import (
     ForbiddenError,
@@ -33,6 +34,7 @@ from shared.http import (
     validate,
 )
 from shared.positions import PositionWaiter
+from shared.proxies import TrustedProxies
 from shared.sessions import EndedSessions
 from shared.settings import Settings
 from shared.storage import Storage
@@ -44,7 +46,7 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass
 class Context:
-    """The process's event-store application, token service, throttle and position waiter."""
+    """The process's event-store application, token service, limits and position waiter."""
 
     settings: Settings
     app: Parley
@@ -55,6 +57,9 @@ class Context:
     fingerprint_secret: bytes
 
     storage: Storage | None = None
+    registrations: RegistrationLimit | None = None
+    writes: WriteBuckets | None = None
+    proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
 
     async def run(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous eventsourcing command off the event loop; map domain errors."""
@@ -75,16 +80,25 @@ class Context:
                            " with the same Idempotency-Key",
                            {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
+    async def writer(self, request: Request) -> int:
+        """The authenticated caller of a write, within its write rate (429 beyond it)."""
+        user = (await authenticate(request, self.tokens, self.sessions)).user_id
+        wait = self.writes.take(user) if self.writes is not None else 0
+        if wait:  # before the key is claimed: the retry with the same key goes through later
+            raise ApiError(429, "Too many writes; slow down and retry after Retry-After"
+                           " seconds", headers={"Retry-After": str(wait)})
+        return user
+
     async def caller(self, request: Request, model: type[M]) -> tuple[int, Claim, M]:
         """Authenticate, take the Idempotency-Key (scoped to the user) and parse the body."""
-        user = (await authenticate(request, self.tokens, self.sessions)).user_id
+        user = await self.writer(request)
         raw = await read_json(request)
         claim = claim_for(request, f"user:{user}", raw, self.fingerprint_secret)
         return user, claim, validate(model, raw)
 
     async def bodiless_caller(self, request: Request) -> tuple[int, Claim]:
         """As `caller`, for DELETE requests without a body."""
-        user = (await authenticate(request, self.tokens, self.sessions)).user_id
+        user = await self.writer(request)
         return user, claim_for(request, f"user:{user}", None, self.fingerprint_secret)
 
     async def written(self, position: int, status: int, body: BaseModel | None = None,
@@ -107,7 +121,10 @@ def context(request: Request) -> Context:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address, believing `X-Forwarded-For` only from a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    return context(request).proxies.client_host(peer,
+                                                request.headers.getlist("x-forwarded-for"))
 
 
 REFUSALS = (400, 403, 404)

@@ -21,6 +21,7 @@ import httpx
 from parley.embedded import Endpoints, embedded_servers, free_port, set_parent_death_signal
 from parley.embedded.s3 import storage_origins
 from shared.cors import LOCAL_DEV_ORIGINS
+from shared.proxies import TrustedProxies
 from shared.service import MULTIPROC_DIR
 from shared.settings import Settings
 from shared.tokens import ensure_signing_key
@@ -141,13 +142,16 @@ def start_api(options: StackOptions, env: Mapping[str, str],
     """
     attempts = PORT_ATTEMPTS if options.port == 0 else 1
     env = {**env, MULTIPROC_DIR: env.get(MULTIPROC_DIR) or str(metrics_dir(options.data_dir))}
+    # X-Forwarded-For only from TRUSTED_PROXIES (uvicorn's default trusts loopback: under
+    # `parley up` every local client could then pick its own address for the rate limits)
+    proxies = TrustedProxies(Settings.from_env(env).trusted_proxies).uvicorn_args()
     for attempt in range(1, attempts + 1):
         port = options.port or free_port()
         processes["api"] = spawn("api", [
             sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
             "--host", options.host, "--port", str(port),
             "--workers", str(options.workers), "--no-access-log",
-            "--http", "parley.http:NoDelayHttpProtocol",
+            "--http", "parley.http:NoDelayHttpProtocol", *proxies,
             # WebSocket keepalive and the 64 KiB frame bound of the gateway
             "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
             "--timeout-graceful-shutdown", "5"], env, options.log_dir)

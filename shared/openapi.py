@@ -44,6 +44,10 @@ Conventions:
   levels; ids are plain ASCII integers. Anything else is 400 with `detail`.
 - A write retried with a key that already completed a request gets that key's 409, even when
   its target is gone since (a retried DELETE: 409 with `original_status: 204`, not 404).
+- **429** with `Retry-After` (seconds) and `{{"detail"}}` beyond a rate limit: failed logins per
+  account and client address, registrations per client address, and writes per user (a
+  token bucket: a person typing fast never meets it, a flood does). Nothing was done; a
+  refused write keeps its `Idempotency-Key` free for the retry.
 - **503** with `Retry-After` when the database is unavailable (or, rarely, a chat kept changing
   while a post was decided): nothing was done; retry, a write with the same `Idempotency-Key`.
 """
@@ -96,6 +100,8 @@ DEFAULT_ERRORS = {
     401: "Missing, invalid or expired access token, or one whose login was logged out.",
     409: "Duplicate request: the `Idempotency-Key` was already used.",
     413: "The body is over 64 KiB (refused before the rest is read).",
+    429: "Too many writes by this user: retry after `Retry-After` seconds (nothing was done; "
+         "the `Idempotency-Key` is still free).",
 }
 CONFLICT_DETAIL = "Idempotency-Key was already used for a completed request"
 
@@ -132,6 +138,8 @@ def _responses(op: Operation) -> dict[int, Response]:
         specs.setdefault(401, DEFAULT_ERRORS[401])
     if op.request is not None:
         specs.setdefault(413, DEFAULT_ERRORS[413])
+    if op.auth and op.is_write:
+        specs.setdefault(429, Response(DEFAULT_ERRORS[429], headers=("Retry-After",)))
     if op.waits_for_position:
         specs.setdefault(400, "`X-Min-Position` is not a non-negative integer, or is beyond the"
                               " end of the event log.")

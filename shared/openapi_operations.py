@@ -46,13 +46,16 @@ AUTH: list[Operation] = [
         "POST", f"{API}/auth/register", "Register a new user", "auth",
         request=RegisterRequest, auth=False,
         description="Creates the account and logs it in. The email is compared "
-                    "case-insensitively; `avatar_url` is optional and must be http(s).",
+                    "case-insensitively; `avatar_url` is optional and must be http(s). "
+                    "Registrations per client address are limited (429).",
         responses={
             201: Response("The new user and its first token pair.", RegisterResponse,
                           example={"user": USER_EXAMPLE, "tokens": TOKENS_EXAMPLE},
                           headers=("Location",)),
             400: "Validation error, email already registered, or a bad `Idempotency-Key`.",
             409: "Duplicate request: the `Idempotency-Key` was already used.",
+            429: Response("Too many registrations from this client address; retry after "
+                          "`Retry-After` seconds.", headers=("Retry-After",)),
         }),
     Operation(
         "POST", f"{API}/auth/login", "Log in with email and password", "auth",

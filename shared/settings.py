@@ -103,6 +103,11 @@ class Settings:
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_ttl: float = 900.0
     data_dir: Path = Path(".parley")
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    register_window: float = 3600.0
+    register_max_per_address: int = 50
+    write_rate_per_user: float = 50.0
+    write_burst_per_user: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +142,11 @@ class Settings:
             upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             upload_ttl=_float(env, "UPLOAD_TTL", 900.0),
             data_dir=Path(env.get("PARLEY_DATA_DIR", ".parley")),
+            trusted_proxies=_list(env, "TRUSTED_PROXIES", ""),
+            register_window=_float(env, "REGISTER_WINDOW", 3600.0),
+            register_max_per_address=_int(env, "REGISTER_MAX_PER_ADDRESS", 50),
+            write_rate_per_user=_float(env, "WRITE_RATE_PER_USER", 50.0),
+            write_burst_per_user=_int(env, "WRITE_BURST_PER_USER", 100),
         )
 
     def require(self, *names: str) -> None:

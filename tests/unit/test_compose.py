@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
 import re
 import tomllib
 from functools import cache
@@ -92,6 +93,18 @@ def test_http_services_listen_where_the_proxy_and_healthcheck_look(name: str) ->
     assert command[command.index("--port") + 1] == "8000"
     assert "--proxy-headers" in command
     assert "/healthz" in " ".join(service(name)["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("name", HTTP_SERVICES)
+def test_http_services_believe_x_forwarded_for_from_the_proxy_only(name: str) -> None:
+    proxy = service("proxy")["networks"]["default"]["ipv4_address"]
+    command = service(name)["command"]
+    assert command[command.index("--forwarded-allow-ips") + 1] == proxy
+    assert environment(name)["TRUSTED_PROXIES"] == proxy
+    # no other container can be handed the proxy's address
+    subnet = compose()["networks"]["default"]["ipam"]["config"][0]
+    assert ipaddress.ip_address(proxy) in ipaddress.ip_network(subnet["subnet"])
+    assert ipaddress.ip_address(proxy) not in ipaddress.ip_network(subnet["ip_range"])
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

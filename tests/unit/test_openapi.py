@@ -185,18 +185,18 @@ MESSAGE = "/api/v1/messages/{message_id}"
 # Statuses each chat, message and attachment route answers with (CONTRACT.md and the code).
 STATUSES = {
     ("GET", "/api/v1/chats"): {200, 400, 401},
-    ("POST", "/api/v1/chats"): {200, 201, 400, 401, 409, 413},
+    ("POST", "/api/v1/chats"): {200, 201, 400, 401, 409, 413, 429},
     ("GET", CHAT): {200, 400, 401, 403, 404},
-    ("PATCH", CHAT): {200, 400, 401, 403, 404, 409, 413},
-    ("DELETE", CHAT): {204, 400, 401, 403, 404, 409},
+    ("PATCH", CHAT): {200, 400, 401, 403, 404, 409, 413, 429},
+    ("DELETE", CHAT): {204, 400, 401, 403, 404, 409, 429},
     ("GET", f"{CHAT}/members"): {200, 400, 401, 403, 404},
-    ("POST", f"{CHAT}/members"): {200, 400, 401, 403, 404, 409, 413},
-    ("DELETE", f"{CHAT}/members/{{user_id}}"): {204, 400, 401, 403, 404, 409},
+    ("POST", f"{CHAT}/members"): {200, 400, 401, 403, 404, 409, 413, 429},
+    ("DELETE", f"{CHAT}/members/{{user_id}}"): {204, 400, 401, 403, 404, 409, 429},
     ("GET", "/api/v1/messages"): {200, 400, 401, 403, 404},
-    ("POST", "/api/v1/messages"): {201, 400, 401, 403, 404, 409, 413},
+    ("POST", "/api/v1/messages"): {201, 400, 401, 403, 404, 409, 413, 429},
     ("GET", MESSAGE): {200, 400, 401, 404},
-    ("PATCH", MESSAGE): {200, 400, 401, 403, 404, 409, 413},
-    ("POST", "/api/v1/attachments"): {200, 400, 401, 409, 413},
+    ("PATCH", MESSAGE): {200, 400, 401, 403, 404, 409, 413, 429},
+    ("POST", "/api/v1/attachments"): {200, 400, 401, 409, 413, 429},
     ("GET", "/api/v1/attachments/{attachment_id}"): {200, 400, 401, 404},
 }
 
@@ -210,6 +210,19 @@ def test_chat_message_and_attachment_statuses(document: dict[str, Any]) -> None:
     assert "Location" in create["201"]["headers"] and "Location" in create["200"]["headers"]
     assert create["409"]["content"]["application/json"]["example"]["original_status"] == 201
     assert "Location" in ops[("POST", "/api/v1/messages")]["responses"]["201"]["headers"]
+
+
+def test_rate_limits_are_429_with_retry_after_where_they_apply(document: dict[str, Any]) -> None:
+    limited = {(method, path) for method, path, op in operations(document)
+               if method in {"POST", "PATCH", "DELETE"} and op.get("security")}
+    limited |= {("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login")}
+    for method, path, op in operations(document):
+        assert ("429" in op["responses"]) is ((method, path) in limited), (method, path)
+        if (method, path) in limited:
+            answer = op["responses"]["429"]
+            assert "Retry-After" in answer["headers"], (method, path)
+            assert answer["content"]["application/json"]["schema"] == \
+                {"$ref": "#/components/schemas/ErrorOut"}, (method, path)
 
 
 def test_list_bodies_and_paging_parameters(document: dict[str, Any]) -> None:
