@@ -1,5 +1,7 @@
 """The projector process: `python -m projectors` (run by `parley up` and compose).
 
+Any number may run: one is active, the others stand by (projectors/leadership.py).
+
 Two loops share the process: the read-model loop projects batches as the log grows, and the
 publisher loop sends committed batches to NATS (a third task backfills projections added
 later, projectors/backfill.py). They are decoupled on purpose: while NATS is
@@ -16,6 +18,7 @@ import signal
 import threading
 
 from projectors.backfill import Backfill
+from projectors.leadership import leadership
 from projectors.publisher import Publisher, connect, ensure_stream
 from projectors.runner import Batch, LogListener, ProjectionRunner, is_unavailable
 from shared.settings import Settings
@@ -129,6 +132,36 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         runner.close()
 
 
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Stand by until this process holds the projector lock, project while it does, and start
+    over (with a growing delay) after any failure, such as PostgreSQL restarting: the process
+    carries on where the tracking positions say, without a person or a supervisor."""
+    delay = RETRY_SECONDS
+    while not stop.is_set():
+        try:
+            async with leadership(settings.database_url, stop) as lost:
+                if stop.is_set():
+                    break
+                term = asyncio.Event()  # this term of office ends on stop or a lost lock
+                relays = [asyncio.create_task(_relay(event, term)) for event in (stop, lost)]
+                try:
+                    await run(settings, term)
+                finally:
+                    for relay in relays:
+                        relay.cancel()
+            delay = RETRY_SECONDS
+        except Exception:
+            log.exception("the projector failed; starting again in %.1f s", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
@@ -138,7 +171,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
+        await serve(settings, stop)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main())
