@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                       fingerprint_secret=secret, storage=storage,
                       registrations=registrations, writes=writes, proxies=proxies)
         app.state.context = state["ctx"] = ctx
+        app.state.pools = [pool]  # checked after a database error (shared/http.py)
         try:
             yield
         finally:

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = Context(settings=settings, pool=pool, tokens=tokens, waiter=waiter,
                       sessions=EndedSessions(pool), storage=storage)
         app.state.context = state["ctx"] = ctx
+        app.state.pools = [pool]  # checked after a database error (shared/http.py)
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -66,11 +67,25 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+_CHECKS: dict[int, asyncio.Task[None]] = {}
+
+
+def check_pools(request: Request) -> None:
+    """Have the app's connection pools (`app.state.pools`) test their idle connections in the
+    background: after PostgreSQL restarted, every pooled connection is dead, and each would
+    fail one more request before the pool noticed it."""
+    for pool in getattr(request.app.state, "pools", ()):
+        running = _CHECKS.get(id(pool))
+        if running is None or running.done():
+            _CHECKS[id(pool)] = asyncio.create_task(pool.check())
+
+
 async def handle_database_unavailable(request: Request, exc: Exception) -> Response:
     """PostgreSQL is down, restarting or out of connections: nothing was done, try again.
     (A write that failed this way saved nothing, so its Idempotency-Key is still free.)"""
     log.warning("%s %s: database unavailable (%s: %s)", request.method, request.url.path,
                 type(exc).__name__, exc)
+    check_pools(request)
     return error_response(503, "The database is unavailable; try again shortly",
                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
 

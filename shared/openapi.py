@@ -68,11 +68,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "MinPosition": {
         "name": "X-Min-Position", "in": "header", "required": False,
-        "schema": {"type": "integer", "minimum": 0}, "example": 42,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "example": 42,
         "description": (
             "Read your writes: wait (bounded) until the read models reached this event position, "
-            "the `X-Event-Position` of an earlier write. Not a non-negative integer, or beyond "
-            "the end of the event log: 400."),
+            "the `X-Event-Position` of an earlier write; a position beyond the end of the log "
+            "is no write's and is not waited for. Not a non-negative integer: 400."),
     },
 }
 
@@ -141,8 +141,7 @@ def _responses(op: Operation) -> dict[int, Response]:
     if op.auth and op.is_write:
         specs.setdefault(429, Response(DEFAULT_ERRORS[429], headers=("Retry-After",)))
     if op.waits_for_position:
-        specs.setdefault(400, "`X-Min-Position` is not a non-negative integer, or is beyond the"
-                              " end of the event log.")
+        specs.setdefault(400, "`X-Min-Position` is not a non-negative integer.")
     success = min(specs, default=200)
     return {status: _normalise(op, status, spec, success) for status, spec in sorted(specs.items())}
 

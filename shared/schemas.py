@@ -13,11 +13,15 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     Strict,
     StrictBool,
     StringConstraints,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 
 def format_timestamp(value: datetime) -> str:
@@ -48,7 +52,25 @@ def check_text(value: str) -> str:
 # Every client string of a request body is `Annotated[str, StringConstraints(...), Printable]`
 # (`Printable` last: it checks what the constraints left, after stripping); a unit test walks
 # every request model to keep it so.
-Printable = AfterValidator(check_text)
+class _Printable:
+    """`check_text` after pydantic's own checks, and in the JSON schema as a `pattern`, so the
+    OpenAPI document says what is refused (unless the field has a stricter pattern already)."""
+
+    PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(check_text, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if json_schema.get("type") == "string":
+            json_schema.setdefault("pattern", self.PATTERN)
+        return json_schema
+
+
+Printable = _Printable()
 
 
 def _http_url(value: str | None) -> str | None:

@@ -121,12 +121,14 @@ def test_a_voice_attachment_id_of_another_kind_of_record_is_400(api: Api) -> Non
     assert response.status_code == 400, response.text  # was a 500 (an assert in the store)
 
 
-def test_a_min_position_beyond_the_log_is_400_at_once(api: Api) -> None:
+def test_a_min_position_beyond_the_log_is_served_at_once(api: Api) -> None:
+    """No write returned such a position: waiting out CONSISTENCY_TIMEOUT (10 s here) for it
+    would only let one client hold a connection and a request slot for nothing."""
     ann = User(api)
     started = time.monotonic()
     response = api.get("/users/me", token=ann.token, X_Min_Position="9000000000000000000")
-    assert response.status_code == 400 and "beyond" in response.json()["detail"]
-    assert time.monotonic() - started < 5  # the test stack's CONSISTENCY_TIMEOUT is 10 s
+    assert response.status_code == 200 and response.json()["id"] == ann.id
+    assert time.monotonic() - started < 5
 
 
 def test_a_deleted_direct_chat_can_be_created_again(api: Api) -> None:
