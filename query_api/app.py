@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +14,8 @@ from starlette.routing import Route
 
 from query_api import attachments, chats, docs, messages, users
 from query_api.context import Context
-from shared.http import EXCEPTION_HANDLERS
-from shared.positions import PositionWaiter, projection_health
+from shared.http import EXCEPTION_HANDLERS, check_pool
+from shared.positions import PositionWaiter, log_head, projection_health
 from shared.service import PROJECTION_FAILING, PROJECTION_SKIPPED, middleware, service_routes
 from shared.sessions import EndedSessions
 from shared.settings import AUTOCOMMIT, Settings
@@ -66,8 +67,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             async with ctx.pool.connection() as conn:
                 await conn.execute("SELECT 1 FROM users LIMIT 1")
+                head = await log_head(conn)
         except Exception as exc:
+            check_pool(ctx.pool)
             return f"read models unavailable: {type(exc).__name__}"
+        stalled = time.monotonic() - ctx.waiter.moved_at
+        if head > ctx.waiter.position and stalled > settings.ready_max_stall:
+            return (f"read models are not keeping up: at position {ctx.waiter.position} of"
+                    f" {head}, no progress for {stalled:.0f} s (parley projections status)")
         return None
 
     async def report() -> dict[str, Any]:

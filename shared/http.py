@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import orjson
 import psycopg
 from eventsourcing import persistence as es_persistence
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -70,14 +71,19 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
 _CHECKS: dict[int, asyncio.Task[None]] = {}
 
 
+def check_pool(pool: AsyncConnectionPool) -> None:
+    """Have `pool` test its idle connections in the background: after PostgreSQL restarted,
+    every pooled connection is dead, and each would fail one more request before the pool
+    noticed it."""
+    running = _CHECKS.get(id(pool))
+    if running is None or running.done():
+        _CHECKS[id(pool)] = asyncio.create_task(pool.check())
+
+
 def check_pools(request: Request) -> None:
-    """Have the app's connection pools (`app.state.pools`) test their idle connections in the
-    background: after PostgreSQL restarted, every pooled connection is dead, and each would
-    fail one more request before the pool noticed it."""
+    """`check_pool` for each of the app's pools (`app.state.pools`)."""
     for pool in getattr(request.app.state, "pools", ()):
-        running = _CHECKS.get(id(pool))
-        if running is None or running.done():
-            _CHECKS[id(pool)] = asyncio.create_task(pool.check())
+        check_pool(pool)
 
 
 async def handle_database_unavailable(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -29,6 +30,7 @@ class PositionWaiter:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self.position = 0
+        self.moved_at = time.monotonic()  # when `position` last moved (readiness)
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -55,6 +57,7 @@ class PositionWaiter:
     async def _advance(self, position: int) -> None:
         if position > self.position:
             self.position = position
+            self.moved_at = time.monotonic()
             async with self._changed:
                 self._changed.notify_all()
 

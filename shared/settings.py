@@ -92,6 +92,7 @@ class Settings:
     refresh_token_ttl: float = 7 * 24 * 3600.0
     idempotency_ttl: float = 24 * 3600.0
     consistency_timeout: float = 5.0
+    ready_max_stall: float = 15.0
     login_window: float = 900.0
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 30
@@ -131,6 +132,7 @@ class Settings:
             refresh_token_ttl=_float(env, "REFRESH_TOKEN_TTL", 7 * 24 * 3600.0),
             idempotency_ttl=_float(env, "IDEMPOTENCY_TTL", 24 * 3600.0),
             consistency_timeout=_float(env, "CONSISTENCY_TIMEOUT", 5.0),
+            ready_max_stall=_float(env, "READY_MAX_STALL", 15.0),
             login_window=_float(env, "LOGIN_THROTTLE_WINDOW", 900.0),
             login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
             login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 30),

@@ -34,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     options = StackOptions(data_dir=data_dir, port=0, log_dir=data_dir / "logs",
                            workers=2,
                            extra_env={"CONSISTENCY_TIMEOUT": "10", "UPLOAD_MAX_BYTES": "1048576",
+                                      "READY_MAX_STALL": "3",
                                       **TEST_LIMITS})
     with running_stack(options) as running:
         yield running

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -91,3 +92,29 @@ def test_the_projector_rides_out_a_postgresql_crash_recovery(api: Api, stack: St
             time.sleep(0.2)
     assert recovered
     assert projector.poll() is None  # the same process, reconnected
+
+
+def test_readiness_is_503_while_the_read_models_stall_and_200_once_they_move(
+        api: Api, stack: Stack) -> None:
+    """The test stack's READY_MAX_STALL is 3 s."""
+    projector = stack.processes["projector"]
+    ready_again(stack)  # an earlier test may have restarted PostgreSQL
+    projector.send_signal(signal.SIGSTOP)
+    try:
+        User(api)  # an event the read models cannot reach while the projector is stopped
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(f"{stack.base_url}/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "readiness never told the truth"
+            time.sleep(0.2)
+        assert ready.status_code == 503
+        assert "read models are not keeping up" in ready.json()["detail"]
+    finally:
+        projector.send_signal(signal.SIGCONT)
+    ready_again(stack)
+
+
+def ready_again(stack: Stack) -> None:
+    deadline = time.monotonic() + 30
+    while (ready := httpx.get(f"{stack.base_url}/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.2)
