@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.auth import admit, refuse
 from gateway.connection import Connection, Hub
 from gateway.feed import Feed
-from gateway.protocol import CLOSE_MALFORMED
+from gateway.protocol import CLOSE_MALFORMED, parse_cursor
 from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
@@ -108,9 +108,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             claims = await admit(websocket, ctx.hub.tokens, settings.cors_origins)
             if claims is None:
                 return
-            raw = websocket.query_params.get("cursor")
-            cursor = int(raw) if raw is not None and raw.isdigit() else None
-            if raw is not None and cursor is None:
+            raw = websocket.query_params.getlist("cursor")
+            cursor = parse_cursor(raw[0]) if len(raw) == 1 else None
+            if raw and cursor is None:
                 await refuse(websocket, CLOSE_MALFORMED, "cursor must be a cursor we sent")
                 return
             await Connection(websocket, claims, ctx.hub, cursor).serve()

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
+from gateway.protocol import MAX_CURSOR
 from parley.stack import Stack
 from shared import subjects
 from shared.settings import Settings
@@ -176,6 +177,23 @@ def test_the_query_token_never_reaches_the_log(api: Api, stack: Stack) -> None:
     text = log_file.read_text(errors="replace")
     assert token not in text
     assert '"WebSocket /ws?token=[REDACTED]" [accepted]' in text
+
+
+def test_a_cursor_that_is_not_plain_ascii_digits_in_range_is_closed_4400(api: Api,
+                                                                         stack: Stack) -> None:
+    """Never a 500 at the handshake ("²".isdigit() is true), never read as another number."""
+    _, token = new_user(api)
+    bad = ["²", "\uff11", "\u0661", "1_000", "-1", "+1", " 1", "1 ", "0x10", "1e3", "",
+           str(MAX_CURSOR + 1), "9" * 5000]
+
+    async def scenario() -> None:
+        for cursor in bad:
+            assert await refused(ws_url(stack, token=token, cursor=cursor)) == 4400, cursor
+        # one cursor, not a choice of several
+        twice = f"{ws_url(stack, token=token, cursor='1')}&cursor=2"
+        assert await refused(twice) == 4400
+
+    run(scenario())
 
 
 # -- frames ---------------------------------------------------------------------------------
