@@ -22,7 +22,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.auth import admit, refuse
 from gateway.connection import Connection, Hub
 from gateway.feed import Feed
-from gateway.protocol import CLOSE_MALFORMED, parse_cursor
+from gateway.limits import Limits
+from gateway.protocol import CLOSE_MALFORMED, CLOSE_TOO_MANY, parse_cursor
 from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
@@ -83,7 +84,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await feed.start(wait=STREAM_WAIT_SECONDS)
             hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool,
                       js=nc.jetstream(), stream=settings.nats_stream,
-                      sessions=EndedSessions(pool))
+                      sessions=EndedSessions(pool),
+                      limits=Limits(settings.ws_max_sockets_per_user,
+                                    settings.ws_max_concurrent_resumes,
+                                    settings.ws_resume_wait))
             state["ctx"] = Context(nc=nc, hub=hub)
             yield
         finally:
@@ -113,7 +117,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if raw and cursor is None:
                 await refuse(websocket, CLOSE_MALFORMED, "cursor must be a cursor we sent")
                 return
-            await Connection(websocket, claims, ctx.hub, cursor).serve()
+            limits = ctx.hub.limits
+            if not limits.open_socket(claims.user_id):
+                await refuse(websocket, CLOSE_TOO_MANY, "too many connections: at most "
+                             f"{limits.sockets_per_user} per user")
+                return
+            try:
+                await Connection(websocket, claims, ctx.hub, cursor).serve()
+            finally:
+                limits.close_socket(claims.user_id)
 
     return Starlette(routes=[WebSocketRoute("/ws", live), *service_routes(ready)],
                      lifespan=lifespan, middleware=middleware(settings, "gateway"))

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.feed import DUPLICATES, Feed, key_at
+from gateway.limits import Limits, ResumesBusyError
 from gateway.membership import Membership, chat_of, load_membership
 from gateway.protocol import (
     CLOSE_MALFORMED,
@@ -64,8 +65,12 @@ OUTBOX_FRAMES = 1000
 MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
+# A resuming client that takes no frame for this long while its outbox is full holds a resume
+# slot for nothing: it is closed as too slow, like a live client whose outbox overflows.
+REPLAY_STALL_SECONDS = 20.0
 SESSION_ENDED_REASON = "session ended (logged out)"
 TOO_SLOW_REASON = "too slow, resume with cursor"
+RESUMES_BUSY_REASON = "too many resumes at once, resume with the same cursor later"
 # A server the session needs did not answer or is reconnecting: 1013, the client resumes.
 UNAVAILABLE = (TimeoutError, psycopg.OperationalError, nats.errors.ConnectionClosedError,
                nats.errors.ConnectionReconnectingError, nats.errors.NoServersError)
@@ -86,6 +91,7 @@ class Hub:
     js: JetStreamContext
     stream: str
     sessions: EndedSessions
+    limits: Limits
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,10 @@ class Close:
 
     code: int | None
     reason: str = ""
+
+
+class ClientStalledError(Exception):
+    """A resuming client took no frame for REPLAY_STALL_SECONDS."""
 
 
 class Connection:
@@ -183,10 +193,18 @@ class Connection:
         floor = upper
         if self.cursor is not None:
             try:
-                floor = await self._resume(self.cursor, upper)
+                async with self.hub.limits.resume_slot():
+                    floor = await self._resume(self.cursor, upper)
+            except ResumesBusyError as exc:
+                log.info("user %s: %s", self.user_id, exc)
+                self._finish(CLOSE_TRY_AGAIN, RESUMES_BUSY_REASON)
+                return
             except ReplayStalledError as exc:
                 log.warning("user %s: %s", self.user_id, exc)
                 self._finish(CLOSE_TRY_AGAIN, "replay interrupted, resume with cursor")
+                return
+            except ClientStalledError:
+                self._finish(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
                 return
         self._go_live(floor)
 
@@ -206,8 +224,18 @@ class Connection:
         self._last_key = await key_at(self.hub.js, self.hub.stream, cursor)
         async for frame in replay(self.hub.js, self.hub.stream, cursor, upper):
             if self._fresh(frame) and self._wants(frame, apply=True):
-                await self._outbox.put(frame.text)  # replay waits for the writer
+                await self._put_replayed(frame.text)
         return max(upper, cursor)
+
+    async def _put_replayed(self, text: str) -> None:
+        """The replay waits for the writer, within bounds (it holds a resume slot)."""
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            try:
+                await asyncio.wait_for(self._outbox.put(text), REPLAY_STALL_SECONDS)
+            except TimeoutError:
+                raise ClientStalledError from None
 
     def _go_live(self, floor: int) -> None:
         """Synchronously (no await): deliver tapped frames after `floor`, then subscribe."""

@@ -15,6 +15,7 @@ CLOSE_MALFORMED = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429  # the user already has as many sockets open as allowed
 CLOSE_TOO_LARGE = 1009
 CLOSE_SERVER_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013  # e.g. a resume could not be completed: reconnect with the same cursor

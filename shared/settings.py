@@ -32,6 +32,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
 
@@ -94,6 +100,9 @@ class Settings:
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_ttl: float = 900.0
     data_dir: Path = Path(".parley")
+    ws_max_sockets_per_user: int = 20
+    ws_max_concurrent_resumes: int = 4
+    ws_resume_wait: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +137,11 @@ class Settings:
             upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             upload_ttl=_float(env, "UPLOAD_TTL", 900.0),
             data_dir=Path(env.get("PARLEY_DATA_DIR", ".parley")),
+            ws_max_sockets_per_user=_positive(_int(env, "WS_MAX_SOCKETS_PER_USER", 20),
+                                              "WS_MAX_SOCKETS_PER_USER"),
+            ws_max_concurrent_resumes=_positive(_int(env, "WS_MAX_CONCURRENT_RESUMES", 4),
+                                                "WS_MAX_CONCURRENT_RESUMES"),
+            ws_resume_wait=_float(env, "WS_RESUME_WAIT", 10.0),
         )
 
     def require(self, *names: str) -> None:

@@ -250,6 +250,33 @@ def test_unknown_types_are_ignored_and_malformed_frames_closed_4400(api: Api,
     run(scenario())
 
 
+def test_hostile_frames_are_closed_4400_or_4401_never_1011(api: Api, stack: Stack) -> None:
+    """Deep nesting, huge numbers, JSON that is not an object: the parser's bounds hold and
+    the session says why it closes (1011 would be a server error)."""
+    _, token = new_user(api)
+    malformed = ["[" * 50_000, "{" * 30_000, json.dumps({"type": "ping", "x": [[[1]]]})[:-1],
+                 '{"type": "ping", "x": ' + "9" * 60_000 + "}", "null", '"ping"', "1e999999",
+                 json.dumps({"type": 1}), json.dumps({"type": None}), "{}", "\ufeff{}",
+                 '{"type": "\\ud800"}']
+    unauthorized = [json.dumps({"type": "auth", "token": 1}), json.dumps({"type": "auth"}),
+                    json.dumps({"type": "auth", "token": "²" * 20_000}, ensure_ascii=False),
+                    json.dumps({"type": "auth", "token": {"nested": [token]}})]
+
+    async def scenario() -> None:
+        for frames, code in ((malformed, 4400), (unauthorized, 4401)):
+            for bad in frames:
+                async with connect(ws_url(stack, token=token)) as ws:
+                    await ws.send(bad)
+                    assert await close_code(ws, registered=True) == code, bad[:40]
+        async with connect(ws_url(stack, token=token)) as ws:  # these are merely unknown types
+            for odd in ({"type": "ping\u0000"}, {"type": "x" * 60_000},
+                        {"type": "typing", "n": 1e308, "deep": [[[[{}]]]]}):
+                await ws.send(json.dumps(odd))
+            assert await pong(ws) == {"event": "pong"}
+
+    run(scenario())
+
+
 def test_a_frame_over_64_kib_is_closed_1009(api: Api, stack: Stack) -> None:
     _, token = new_user(api)
 
