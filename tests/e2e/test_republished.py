@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 import nats
 import pytest
@@ -21,6 +22,7 @@ from tests.e2e.client import Api, User
 from tests.e2e.test_live import frames, opened, run, synced
 
 SHORTEST_WINDOW = 0.1  # seconds: NATS refuses a shorter duplicate window
+PURGE_TIMEOUT = 30.0  # the server purges ids at once when the window changes (nats-server)
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,13 @@ async def republish(settings: Settings, sequence: int) -> int:
         assert original.subject and original.data and original.headers
         headers = {"Nats-Msg-Id": original.headers["Nats-Msg-Id"]}
         await js.update_stream(dataclasses.replace(config, duplicate_window=SHORTEST_WINDOW))
+        deadline = time.monotonic() + PURGE_TIMEOUT
         while True:  # until the server has purged the id (one window, give or take)
             ack = await js.publish(original.subject, original.data, headers=headers,
                                    stream=settings.nats_stream)
             if not ack.duplicate:
                 return ack.seq
+            assert time.monotonic() < deadline, "JetStream did not forget the Nats-Msg-Id"
             await asyncio.sleep(SHORTEST_WINDOW / 2)
     finally:
         await js.update_stream(config)
