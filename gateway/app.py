@@ -22,7 +22,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.auth import admit, refuse
 from gateway.connection import Connection, Hub
 from gateway.feed import Feed
-from gateway.protocol import CLOSE_MALFORMED
+from gateway.limits import Limits
+from gateway.protocol import CLOSE_MALFORMED, CLOSE_TOO_MANY, parse_cursor
 from gateway.router import Router
 from parley import logfilter
 from shared.service import middleware, service_routes
@@ -84,7 +85,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await feed.start(wait=STREAM_WAIT_SECONDS)
             hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool,
                       js=nc.jetstream(), stream=settings.nats_stream,
-                      sessions=EndedSessions(pool))
+                      sessions=EndedSessions(pool),
+                      limits=Limits(settings.ws_max_sockets_per_user,
+                                    settings.ws_max_concurrent_resumes,
+                                    settings.ws_resume_wait))
             state["ctx"] = Context(nc=nc, hub=hub)
             yield
         finally:
@@ -109,12 +113,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             claims = await admit(websocket, ctx.hub.tokens, cors)
             if claims is None:
                 return
-            raw = websocket.query_params.get("cursor")
-            cursor = int(raw) if raw is not None and raw.isdigit() else None
-            if raw is not None and cursor is None:
+            raw = websocket.query_params.getlist("cursor")
+            cursor = parse_cursor(raw[0]) if len(raw) == 1 else None
+            if raw and cursor is None:
                 await refuse(websocket, CLOSE_MALFORMED, "cursor must be a cursor we sent")
                 return
-            await Connection(websocket, claims, ctx.hub, cursor).serve()
+            limits = ctx.hub.limits
+            if not limits.open_socket(claims.user_id):
+                await refuse(websocket, CLOSE_TOO_MANY, "too many connections: at most "
+                             f"{limits.sockets_per_user} per user")
+                return
+            try:
+                await Connection(websocket, claims, ctx.hub, cursor).serve()
+            finally:
+                limits.close_socket(claims.user_id)
 
     return Starlette(routes=[WebSocketRoute("/ws", live), *service_routes(ready)],
                      lifespan=lifespan, middleware=middleware(settings, "gateway"))

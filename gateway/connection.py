@@ -10,6 +10,11 @@ user's membership intervals from the read model, replays the stream after its `?
 (if any) up to the sequence the feed had reached when the tap was set, then delivers the tapped
 frames after that sequence and goes live on its own subjects: no gap and no duplicate at the
 hand-over, and every chat frame passes the same membership filter (gateway/membership.py).
+
+Whatever the stream holds, a session sends each event (its `Nats-Msg-Id` key) at most once: it
+remembers the highest key it has sent, starting from the key at the client's cursor (what the
+client saw before it reconnected), and drops anything at or below it (gateway/feed.py says how
+an event gets into the stream twice).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.feed import Feed
+from gateway.feed import DUPLICATES, Feed, key_at
+from gateway.limits import Limits, ResumesBusyError
 from gateway.membership import Membership, chat_of, load_membership
 from gateway.protocol import (
     CLOSE_MALFORMED,
@@ -41,11 +47,12 @@ from gateway.protocol import (
     CLOSE_UNAUTHORIZED,
     PONG,
     ClientFrame,
+    EventKey,
     Frame,
     ServerFrame,
     cursor_of,
 )
-from gateway.replay import ReplayStalledError, first_sequence, replay
+from gateway.replay import ReplayStalledError, replay, stream_bounds
 from gateway.router import Router
 from shared import subjects
 from shared.sessions import EndedSessions
@@ -58,7 +65,12 @@ OUTBOX_FRAMES = 1000
 MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
+# A resuming client that takes no frame for this long while its outbox is full holds a resume
+# slot for nothing: it is closed as too slow, like a live client whose outbox overflows.
+REPLAY_STALL_SECONDS = 20.0
 SESSION_ENDED_REASON = "session ended (logged out)"
+TOO_SLOW_REASON = "too slow, resume with cursor"
+RESUMES_BUSY_REASON = "too many resumes at once, resume with the same cursor later"
 # A server the session needs did not answer or is reconnecting: 1013, the client resumes.
 UNAVAILABLE = (TimeoutError, psycopg.OperationalError, nats.errors.ConnectionClosedError,
                nats.errors.ConnectionReconnectingError, nats.errors.NoServersError)
@@ -79,6 +91,7 @@ class Hub:
     js: JetStreamContext
     stream: str
     sessions: EndedSessions
+    limits: Limits
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,10 @@ class Close:
 
     code: int | None
     reason: str = ""
+
+
+class ClientStalledError(Exception):
+    """A resuming client took no frame for REPLAY_STALL_SECONDS."""
 
 
 class Connection:
@@ -104,6 +121,7 @@ class Connection:
         self.cursor = cursor
         self.membership = Membership(self.user_id)
         self._loading: list[Frame] | None = []  # frames tapped while the session starts
+        self._last_key: EventKey | None = None  # of the last event sent (or seen before resume)
         self._subjects: set[str] = set()
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
         self._closed: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
@@ -143,10 +161,10 @@ class Connection:
         """Called by the router: keep it while loading, else queue it if it is ours."""
         if self._loading is not None:
             if len(self._loading) >= MAX_LOADING_FRAMES:
-                self._finish(CLOSE_TOO_SLOW, "too slow, resume with cursor")
+                self._finish(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
             else:
                 self._loading.append(frame)
-        elif self._wants(frame):
+        elif self._fresh(frame) and self._wants(frame):
             self._send(frame.text)
 
     def membership_changed(self, frame: Frame) -> None:
@@ -174,32 +192,77 @@ class Connection:
         self.membership = await load_membership(self.hub.pool, self.user_id)
         floor = upper
         if self.cursor is not None:
-            if self.cursor + 1 < await first_sequence(self.hub.js, self.hub.stream):
-                self._send(ServerFrame(event="resync.required", data={},
-                                       cursor=cursor_of(upper)).model_dump_json())
-            else:
-                try:
-                    async for frame in replay(self.hub.js, self.hub.stream, self.cursor, upper):
-                        if self._wants(frame, apply=True):
-                            await self._outbox.put(frame.text)  # replay waits for the writer
-                except ReplayStalledError as exc:
-                    log.warning("user %s: %s", self.user_id, exc)
-                    self._finish(CLOSE_TRY_AGAIN, "replay interrupted, resume with cursor")
-                    return
-                floor = max(upper, self.cursor)
+            try:
+                async with self.hub.limits.resume_slot():
+                    floor = await self._resume(self.cursor, upper)
+            except ResumesBusyError as exc:
+                log.info("user %s: %s", self.user_id, exc)
+                self._finish(CLOSE_TRY_AGAIN, RESUMES_BUSY_REASON)
+                return
+            except ReplayStalledError as exc:
+                log.warning("user %s: %s", self.user_id, exc)
+                self._finish(CLOSE_TRY_AGAIN, "replay interrupted, resume with cursor")
+                return
+            except ClientStalledError:
+                self._finish(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
+                return
         self._go_live(floor)
+
+    async def _resume(self, cursor: int, upper: int) -> int:
+        """Replay what came after the cursor up to `upper`; the sequence live frames go on from.
+
+        A cursor the stream no longer holds (retention), or never held (a recreated stream),
+        gets `resync.required` instead: the client reloads from REST.
+        """
+        first, last = await stream_bounds(self.hub.js, self.hub.stream)
+        if cursor + 1 < first or cursor > last:
+            self._send(ServerFrame(event="resync.required", data={},
+                                   cursor=cursor_of(upper)).model_dump_json())
+            return upper
+        # The client has seen the event at its cursor and everything before: a copy of any of
+        # them further on is not sent again. (If that one message is gone, nothing is known.)
+        self._last_key = await key_at(self.hub.js, self.hub.stream, cursor)
+        async for frame in replay(self.hub.js, self.hub.stream, cursor, upper):
+            if self._fresh(frame) and self._wants(frame, apply=True):
+                await self._put_replayed(frame.text)
+        return max(upper, cursor)
+
+    async def _put_replayed(self, text: str) -> None:
+        """The replay waits for the writer, within bounds (it holds a resume slot)."""
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            try:
+                await asyncio.wait_for(self._outbox.put(text), REPLAY_STALL_SECONDS)
+            except TimeoutError:
+                raise ClientStalledError from None
 
     def _go_live(self, floor: int) -> None:
         """Synchronously (no await): deliver tapped frames after `floor`, then subscribe."""
         tapped, self._loading = self._loading or [], None
         self.router.untap(self)
         for frame in tapped:
-            if frame.sequence > floor and self._wants(frame, apply=True):
+            if frame.sequence > floor and self._fresh(frame) and self._wants(frame, apply=True):
                 self._send(frame.text)
         self._join(subjects.user(self.user_id))
         for chat in self.membership.current():
             self._join(subjects.chat(chat))
         self.router.watch_user(self.user_id, self)
+
+    def _fresh(self, frame: Frame) -> bool:
+        """False for an event this session already sent, or sent before its cursor.
+
+        The stream holds events in log order except for a republished stretch, so any key at
+        or below the last one is a copy. Messages without a key (none from the projector) pass.
+        """
+        key = frame.key
+        if key is None:
+            return True
+        if self._last_key is not None and key <= self._last_key:
+            DUPLICATES.labels("session").inc()
+            return False
+        self._last_key = key
+        return True
 
     def _wants(self, frame: Frame, apply: bool = False) -> bool:
         """The user's own frames, and chat frames of chats it was a member of at the time.
@@ -235,7 +298,7 @@ class Connection:
         try:
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
-            self._finish(CLOSE_TOO_SLOW, "too slow, resume with cursor")
+            self._finish(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
 
     def _finish(self, code: int | None, reason: str = "") -> None:
         if not self._closed.done():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,20 @@ CLOSE_MALFORMED = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY = 4429  # the user already has as many sockets open as allowed
 CLOSE_TOO_LARGE = 1009
 CLOSE_SERVER_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013  # e.g. a resume could not be completed: reconnect with the same cursor
 
+# Stream sequences are unsigned 64-bit; a cursor must also leave room for the `+ 1` of a replay.
+MAX_CURSOR = 2**63 - 1
+_CURSOR = re.compile(r"[0-9]{1,19}")
+# `Nats-Msg-Id` as projectors/publisher.py writes it: the log position, then `.<index>` for the
+# second and later public events of one stored event.
+_MSG_ID = re.compile(r"([0-9]{1,19})(?:\.([0-9]{1,9}))?")
+
 PONG = json.dumps({"event": "pong"})
+MSG_ID = "Nats-Msg-Id"
 
 
 class Envelope(BaseModel):
@@ -53,12 +63,43 @@ def cursor_of(sequence: int) -> str:
     return str(sequence)
 
 
+def parse_cursor(raw: str) -> int | None:
+    """A cursor as `cursor_of` writes it (ASCII digits, in range), or None.
+
+    Strict: `str.isdigit` and `int` also take "²", fullwidth digits or "1_000".
+    """
+    if _CURSOR.fullmatch(raw) is None:
+        return None
+    cursor = int(raw)
+    return cursor if cursor <= MAX_CURSOR else None
+
+
+EventKey = tuple[int, int]
+
+
+def event_key(msg_id: str | None) -> EventKey | None:
+    """(log position, index) from a message's `Nats-Msg-Id`; None for a message without one.
+
+    Keys grow with the stream: the projector publishes in log order, and only a republished
+    stretch (after JetStream's duplicate window, e.g. a projector down for minutes between
+    publishing and tracking) brings an older key back, which is then a duplicate.
+    """
+    if msg_id is None:
+        return None
+    match = _MSG_ID.fullmatch(msg_id)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2] or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One stream message, encoded once and shared by every connection that wants it.
 
     `position` (the event log position) and `data` stay available to the gateway for the
     membership bookkeeping and read-model handover that need them; clients see only `text`.
+    `key` identifies the published event (from `Nats-Msg-Id`): a connection never sends one
+    key twice.
     """
 
     subject: str
@@ -67,11 +108,19 @@ class Frame:
     data: dict[str, Any]
     position: int
     text: str
+    key: EventKey | None = None
 
     @classmethod
-    def decode(cls, subject: str, sequence: int, payload: bytes) -> Frame:
+    def decode(cls, subject: str, sequence: int, payload: bytes,
+               headers: dict[str, str] | None = None) -> Frame:
         """Raises pydantic.ValidationError for a payload that is not an Envelope."""
         envelope = Envelope.model_validate_json(payload)
         text = ServerFrame(event=envelope.event, data=envelope.data,
                            cursor=cursor_of(sequence)).model_dump_json()
-        return cls(subject, sequence, envelope.event, envelope.data, envelope.position, text)
+        return cls(subject, sequence, envelope.event, envelope.data, envelope.position, text,
+                   key_of(headers))
+
+
+def key_of(headers: dict[str, str] | None) -> EventKey | None:
+    """The event key of a NATS message's headers (None without a `Nats-Msg-Id`)."""
+    return event_key(headers.get(MSG_ID)) if headers else None

@@ -22,10 +22,10 @@ class ReplayStalledError(Exception):
     """The stream stopped delivering before the replay was complete."""
 
 
-async def first_sequence(js: JetStreamContext, stream: str) -> int:
-    """The oldest sequence the stream still holds (retention drops older ones)."""
+async def stream_bounds(js: JetStreamContext, stream: str) -> tuple[int, int]:
+    """The oldest sequence the stream still holds (retention drops older ones), and the last."""
     info = await js.stream_info(stream)
-    return int(info.state.first_seq)
+    return int(info.state.first_seq), int(info.state.last_seq)
 
 
 async def replay(js: JetStreamContext, stream: str, after: int,
@@ -49,7 +49,7 @@ async def replay(js: JetStreamContext, stream: str, after: int,
             if sequence > until:
                 return
             try:
-                yield Frame.decode(msg.subject, sequence, msg.data)
+                yield Frame.decode(msg.subject, sequence, msg.data, msg.headers)
             except ValidationError:
                 log.warning("skipping undecodable message %s on %s", sequence, msg.subject)
     finally:

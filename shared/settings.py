@@ -34,6 +34,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
 
@@ -109,6 +115,9 @@ class Settings:
     register_max_per_address: int = 50
     write_rate_per_user: float = 50.0
     write_burst_per_user: int = 100
+    ws_max_sockets_per_user: int = 20
+    ws_max_concurrent_resumes: int = 4
+    ws_resume_wait: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +158,11 @@ class Settings:
             register_max_per_address=_int(env, "REGISTER_MAX_PER_ADDRESS", 50),
             write_rate_per_user=_float(env, "WRITE_RATE_PER_USER", 50.0),
             write_burst_per_user=_int(env, "WRITE_BURST_PER_USER", 100),
+            ws_max_sockets_per_user=_positive(_int(env, "WS_MAX_SOCKETS_PER_USER", 20),
+                                              "WS_MAX_SOCKETS_PER_USER"),
+            ws_max_concurrent_resumes=_positive(_int(env, "WS_MAX_CONCURRENT_RESUMES", 4),
+                                                "WS_MAX_CONCURRENT_RESUMES"),
+            ws_resume_wait=_float(env, "WS_RESUME_WAIT", 10.0),
         )
 
     def require(self, *names: str) -> None:

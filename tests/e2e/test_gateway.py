@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
+from gateway.protocol import MAX_CURSOR
 from parley.stack import Stack
 from shared import subjects
 from shared.settings import Settings
@@ -178,6 +179,23 @@ def test_the_query_token_never_reaches_the_log(api: Api, stack: Stack) -> None:
     assert '"WebSocket /ws?token=[REDACTED]" [accepted]' in text
 
 
+def test_a_cursor_that_is_not_plain_ascii_digits_in_range_is_closed_4400(api: Api,
+                                                                         stack: Stack) -> None:
+    """Never a 500 at the handshake ("²".isdigit() is true), never read as another number."""
+    _, token = new_user(api)
+    bad = ["²", "\uff11", "\u0661", "1_000", "-1", "+1", " 1", "1 ", "0x10", "1e3", "",
+           str(MAX_CURSOR + 1), "9" * 5000]
+
+    async def scenario() -> None:
+        for cursor in bad:
+            assert await refused(ws_url(stack, token=token, cursor=cursor)) == 4400, cursor
+        # one cursor, not a choice of several
+        twice = f"{ws_url(stack, token=token, cursor='1')}&cursor=2"
+        assert await refused(twice) == 4400
+
+    run(scenario())
+
+
 # -- frames ---------------------------------------------------------------------------------
 
 def test_own_events_arrive_and_nobody_else_gets_them(api: Api, stack: Stack,
@@ -228,6 +246,33 @@ def test_unknown_types_are_ignored_and_malformed_frames_closed_4400(api: Api,
             async with connect(ws_url(stack, token=token)) as ws:
                 await ws.send(bad)
                 assert await close_code(ws, registered=True) == 4400, bad
+
+    run(scenario())
+
+
+def test_hostile_frames_are_closed_4400_or_4401_never_1011(api: Api, stack: Stack) -> None:
+    """Deep nesting, huge numbers, JSON that is not an object: the parser's bounds hold and
+    the session says why it closes (1011 would be a server error)."""
+    _, token = new_user(api)
+    malformed = ["[" * 50_000, "{" * 30_000, json.dumps({"type": "ping", "x": [[[1]]]})[:-1],
+                 '{"type": "ping", "x": ' + "9" * 60_000 + "}", "null", '"ping"', "1e999999",
+                 json.dumps({"type": 1}), json.dumps({"type": None}), "{}", "\ufeff{}",
+                 '{"type": "\\ud800"}']
+    unauthorized = [json.dumps({"type": "auth", "token": 1}), json.dumps({"type": "auth"}),
+                    json.dumps({"type": "auth", "token": "²" * 20_000}, ensure_ascii=False),
+                    json.dumps({"type": "auth", "token": {"nested": [token]}})]
+
+    async def scenario() -> None:
+        for frames, code in ((malformed, 4400), (unauthorized, 4401)):
+            for bad in frames:
+                async with connect(ws_url(stack, token=token)) as ws:
+                    await ws.send(bad)
+                    assert await close_code(ws, registered=True) == code, bad[:40]
+        async with connect(ws_url(stack, token=token)) as ws:  # these are merely unknown types
+            for odd in ({"type": "ping\u0000"}, {"type": "x" * 60_000},
+                        {"type": "typing", "n": 1e308, "deep": [[[[{}]]]]}):
+                await ws.send(json.dumps(odd))
+            assert await pong(ws) == {"event": "pong"}
 
     run(scenario())
 

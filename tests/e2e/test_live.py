@@ -13,6 +13,7 @@ import nats
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from gateway.protocol import MAX_CURSOR
 from parley.stack import Stack
 from shared.settings import Settings
 from tests.e2e.client import Api, User
@@ -228,6 +229,23 @@ def test_cursor_older_than_the_stream_gets_resync_required(api: Api, stack: Stac
         assert [event["event"] for event in events] == [
             "chat.created", "message.created", "message.created"]
         assert events[-1]["data"] == sent
+        await ws.close()
+
+    run(scenario())
+
+
+def test_cursor_the_stream_never_held_gets_resync_required(api: Api, stack: Stack) -> None:
+    """A well-formed cursor beyond the stream (say, from before the stream was recreated)."""
+    ann = User(api)
+    chat = ann.group(title="after a cursor from elsewhere")["id"]
+
+    async def scenario() -> None:
+        ws = await opened(stack, ann, cursor=str(MAX_CURSOR))
+        (frame,) = await frames(ws, 1)
+        assert frame["event"] == "resync.required"
+        sent = ann.say(chat, "live")
+        while (frame := (await frames(ws, 1))[0])["data"] != sent:
+            assert frame["event"] != "resync.required", frame
         await ws.close()
 
     run(scenario())

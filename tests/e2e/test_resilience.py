@@ -30,13 +30,15 @@ def api(stack: Stack) -> Api:
     return Api(stack.base_url)
 
 
-def start_gateway(stack: Stack, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """A gateway process of its own, as compose runs several beside each other."""
+def start_gateway(stack: Stack, port: int, log: Path,
+                  **settings: str) -> subprocess.Popen[bytes]:
+    """A gateway process of its own, as compose runs several beside each other (`settings`:
+    environment variables of its own)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port)], env=stack.env, stdout=out,
-            stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)
+             "--host", "127.0.0.1", "--port", str(port)], env={**stack.env, **settings},
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
