@@ -1,0 +1,102 @@
+"""`kill -9` of any one process of the running system: the supervisor brings it back, and the
+system serves writes with read-your-writes again within a bound, without a person acting."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import httpx
+import psutil
+import pytest
+
+from parley.embedded import wait_for
+from parley.stack import Stack
+from tests.e2e.client import Api, User
+from tests.e2e.test_attachments import AUDIO, presign, upload
+
+RECOVERY_BOUND = 60.0  # seconds; measured figures are in the README (Operations)
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)
+
+
+def serves_a_write_and_its_read(api: Api) -> bool:
+    """A write gets 201 with read-your-writes, and another member reads it at once."""
+    try:
+        ann, bob = User(api), User(api)
+        created = ann.post("/chats", {"title": "after", "is_group": True, "member_ids": [bob.id]})
+        return (created.status_code == 201
+                and created.headers.get("X-Consistency") == "read-your-writes"
+                and bob.get(f"/chats/{created.json()['id']}").status_code == 200)
+    except (AssertionError, httpx.HTTPError):  # a 503 or a refused connection while it recovers
+        return False
+
+
+def recovery_time(api: Api, stack: Stack, kill: Callable[[], None]) -> float:
+    """Kill, then poll until the system serves again; the seconds it took."""
+    assert serves_a_write_and_its_read(api)
+    killed = time.monotonic()
+    kill()
+    while not serves_a_write_and_its_read(api):
+        assert time.monotonic() - killed < RECOVERY_BOUND, "not serving again in time"
+        time.sleep(0.2)
+    took = time.monotonic() - killed
+    wait_for(lambda: httpx.get(f"{stack.base_url}/readyz").status_code == 200, RECOVERY_BOUND,
+             "readiness")
+    print(f"serving again {took:.1f}s after the kill")  # shown with -s
+    return took
+
+
+def kill_child(stack: Stack, name: str) -> Callable[[], None]:
+    """SIGKILL the current process of `name` and wait until the supervisor replaced it."""
+    def kill() -> None:
+        old = stack.processes[name]
+        old.send_signal(signal.SIGKILL)
+        wait_for(lambda: stack.processes[name].pid != old.pid, RECOVERY_BOUND, f"{name} restart")
+    return kill
+
+
+@pytest.mark.parametrize("name", ["projector", "nats", "postgres", "api", "s3"])
+def test_a_killed_child_is_restarted_and_the_system_serves_again(
+        api: Api, stack: Stack, name: str) -> None:
+    assert recovery_time(api, stack, kill_child(stack, name)) < RECOVERY_BOUND
+
+
+def test_a_killed_api_worker_is_replaced_by_uvicorn(api: Api, stack: Stack) -> None:
+    uvicorn = psutil.Process(stack.processes["api"].pid)
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in uvicorn.children() if "spawn_main" in " ".join(p.cmdline())]
+
+    before = workers()
+    assert len(before) == 2
+
+    def kill() -> None:
+        before[0].kill()
+
+    assert recovery_time(api, stack, kill) < RECOVERY_BOUND
+    # uvicorn itself started a new worker; the group as a whole was not restarted
+    wait_for(lambda: len(workers()) == 2 and before[0] not in workers(), RECOVERY_BOUND,
+             "a new worker")
+    assert stack.processes["api"].pid == uvicorn.pid
+
+
+def test_killed_storage_comes_back_on_its_port_with_its_objects(api: Api, stack: Stack) -> None:
+    ann = User(api)
+    before = presign(ann)
+    assert upload(before).status_code == 204
+    kill_child(stack, "s3")()
+
+    def uploads() -> bool:
+        try:
+            return upload(presign(ann)).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    wait_for(uploads, RECOVERY_BOUND, "an upload to the restarted storage")
+    download = ann.get(f"/attachments/{before['attachment_id']}")
+    assert httpx.get(download.json()["url"]).content == AUDIO
