@@ -3,15 +3,19 @@ system serves writes with read-your-writes again within a bound, without a perso
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from parley.embedded import wait_for
+from parley.embedded import set_parent_death_signal, wait_for
 from parley.stack import Stack
 from tests.e2e.client import Api, User
 from tests.e2e.test_attachments import AUDIO, presign, upload
@@ -100,3 +104,37 @@ def test_killed_storage_comes_back_on_its_port_with_its_objects(api: Api, stack:
     wait_for(uploads, RECOVERY_BOUND, "an upload to the restarted storage")
     download = ann.get(f"/attachments/{before['attachment_id']}")
     assert httpx.get(download.json()["url"]).content == AUDIO
+
+
+def test_parley_up_stops_with_a_clear_message_when_a_child_crash_loops(tmp_path: Path) -> None:
+    up = subprocess.Popen([sys.executable, "-m", "parley.cli", "up", "--port", "0", "--quiet",
+                           "--data-dir", str(tmp_path), "--workers", "1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=set_parent_death_signal)
+    try:
+        assert up.stdout is not None and up.stdout.readline().startswith("Parley is up")
+
+        def projector() -> psutil.Process | None:
+            for child in psutil.Process(up.pid).children():
+                with contextlib.suppress(psutil.Error):  # a killed one, not yet reaped
+                    if child.cmdline()[-2:] == ["-m", "projectors"]:
+                        return child
+            return None
+
+        killed: list[int] = []
+        while up.poll() is None and len(killed) < 5:  # each of them as soon as it is back
+            current = projector()
+            if current is not None and current.pid not in killed:
+                current.kill()
+                killed.append(current.pid)
+            time.sleep(0.05)
+        _, err = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 1, err
+    log = tmp_path.resolve() / "logs" / "projector.log"
+    assert (f"stopping: projector exited 5 times within 60s (last: signal SIGKILL); giving up. "
+            f"See its log: {log}") in err
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
