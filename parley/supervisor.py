@@ -163,8 +163,9 @@ class Supervisor:
             self._fail(f"{name} exited {len(watched.exits)} times within {self.window:.0f}s "
                        f"(last: {what}); giving up. See its log: {self._log_of(watched)}")
             return
-        self._say(f"{name} (pid {watched.child.process.pid}) exited with {what}; "
-                  f"restarting in {watched.delay:.1f}s")
+        event = (f"(pid {watched.child.process.pid}) exited with {what}"
+                 if isinstance(status, int) else f"could not start: {status}")
+        self._say(f"{name} {event}; restarting in {watched.delay:.1f}s")
         watched.restart_at = now + watched.delay
         watched.delay = min(watched.delay * 2, self.max_delay)
 
@@ -174,7 +175,7 @@ class Supervisor:
         try:
             process = watched.child.restart()
         except Exception as exc:  # could not start: an exit like any other
-            self._exited(watched, f"a failed start ({exc})", counted=True)
+            self._exited(watched, repr(exc), counted=True)
             return
         name = watched.child.name
         self._say(f"{name} restarted (pid {process.pid})")
