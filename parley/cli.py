@@ -6,7 +6,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,10 +54,10 @@ def _up(args: argparse.Namespace) -> int:
             print(f"Parley is up: {stack.base_url}/api/v1  (docs: {stack.base_url}/docs)")
             print(_cors_summary(stack))
             print(f"data: {options.data_dir}   stop: Ctrl-C", flush=True)
-            while all(p.poll() is None for p in stack.processes.values()):
-                time.sleep(0.5)
-            failed = [n for n, p in stack.processes.items() if p.poll() is not None]
-            print(f"stopping: {', '.join(failed)} exited", file=sys.stderr)
+            assert stack.supervisor is not None
+            while not stack.supervisor.failed.wait(0.5):  # a timeout, so signals get through
+                pass
+            print(f"stopping: {stack.supervisor.failure}", file=sys.stderr)
             return 1
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)

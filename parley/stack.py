@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from parley.embedded import Endpoints, embedded_servers, free_port, set_parent_death_signal
+from parley.embedded import ChildProcess, Endpoints, embedded_servers, free_port, spawn_child
 from parley.embedded.s3 import storage_origins
+from parley.supervisor import Handle, Supervisor, describe_status
 from shared.cors import LOCAL_DEV_ORIGINS
 from shared.proxies import TrustedProxies
 from shared.service import MULTIPROC_DIR
@@ -44,13 +44,16 @@ class StackOptions:
 
 @dataclass
 class Stack:
-    """A running system: its public URL, the environment its processes got, and the processes
-    (`storage_origins`: what the embedded S3 answers CORS for; None for an external S3)."""
+    """A running system: its public URL, the environment its processes got, and the processes:
+    the current one of each child, a new one after the supervisor restarted it (`supervisor`:
+    None for a stack that is not supervised; `storage_origins`: what the embedded S3 answers
+    CORS for; None for an external S3)."""
 
     base_url: str
     env: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]]
+    processes: Mapping[str, Handle]
     storage_origins: str | None = None
+    supervisor: Supervisor | None = None
 
 
 def with_default_cors(env: Mapping[str, str]) -> dict[str, str]:
@@ -82,41 +85,20 @@ def service_env(endpoints: Endpoints, data_dir: Path, base: Mapping[str, str]) -
     return env
 
 
-def spawn(name: str, args: list[str], env: Mapping[str, str],
-          log_dir: Path | None) -> subprocess.Popen[bytes]:
-    """Start a child that dies with us (PDEATHSIG) and logs to a file or our terminal."""
-    out: int | None = None
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        out = os.open(log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        return subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=set_parent_death_signal)
-    finally:
-        if out is not None:
-            os.close(out)
+def service(name: str, args: list[str], env: Mapping[str, str],
+            log_dir: Path | None) -> ChildProcess:
+    """Start a Parley process that dies with us (PDEATHSIG) and logs to a file or our terminal;
+    restartable by the supervisor."""
+    log_file = None if log_dir is None else log_dir / f"{name}.log"
+    return ChildProcess(name, lambda: spawn_child(args, log_file, env=dict(env)), log_file)
 
 
-def stop(processes: Mapping[str, subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
-    """SIGTERM everything, then SIGKILL what did not exit in time."""
-    for proc in processes.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for proc in processes.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_ready(base_url: str, processes: Mapping[str, subprocess.Popen[bytes]]) -> None:
+def wait_ready(base_url: str, processes: Mapping[str, Handle]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         for name, proc in processes.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with status {proc.returncode} during start-up")
+            if (status := proc.poll()) is not None:
+                raise RuntimeError(f"{name} exited with {describe_status(status)} during start-up")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
                 return
@@ -134,8 +116,9 @@ def metrics_dir(data_dir: Path) -> Path:
 
 
 def start_api(options: StackOptions, env: Mapping[str, str],
-              processes: dict[str, subprocess.Popen[bytes]]) -> str:
-    """Start the API workers and wait until ready; returns the public URL.
+              processes: Mapping[str, Handle]) -> tuple[str, ChildProcess]:
+    """Start the API workers and wait until ready; returns the public URL and the workers'
+    uvicorn (restarted on the same port).
 
     With port 0 the port is picked just before uvicorn binds it, and picked again if uvicorn
     exits during start-up: another process may take a port between the check and the bind.
@@ -147,7 +130,7 @@ def start_api(options: StackOptions, env: Mapping[str, str],
     proxies = TrustedProxies(Settings.from_env(env).trusted_proxies).uvicorn_args()
     for attempt in range(1, attempts + 1):
         port = options.port or free_port()
-        processes["api"] = spawn("api", [
+        api = service("api", [
             sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
             "--host", options.host, "--port", str(port),
             "--workers", str(options.workers), "--no-access-log",
@@ -157,33 +140,58 @@ def start_api(options: StackOptions, env: Mapping[str, str],
             "--timeout-graceful-shutdown", "5"], env, options.log_dir)
         base_url = f"http://{options.host}:{port}"
         try:
-            wait_ready(base_url, processes)
-            return base_url
+            wait_ready(base_url, {**processes, "api": api.process})
+            return base_url, api
         except RuntimeError:
-            if attempt == attempts or processes["api"].poll() is None:
+            exited = api.process.poll() is not None
+            api.stop()
+            if attempt == attempts or not exited:
                 raise  # out of attempts, or something other than the API failed
     raise AssertionError("unreachable")
 
 
+def stop(services: list[ChildProcess]) -> None:
+    """SIGTERM every service at once, then wait for each (SIGKILL after a timeout)."""
+    for child in services:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    for child in services:
+        child.stop()
+
+
 @contextlib.contextmanager
 def running_stack(options: StackOptions) -> Iterator[Stack]:
-    """Start servers and processes, wait until `/readyz` answers, stop everything on exit."""
+    """Start servers and processes, wait until `/readyz` answers, keep them running (the
+    supervisor restarts what exits), stop everything on exit."""
     base = with_default_cors({**os.environ, **options.extra_env})
     cors = Settings.from_env(base).cors  # a malformed CORS_ORIGINS fails before any server
     embedded_s3 = not base.get("S3_ENDPOINT")
     s3_origins = storage_origins(cors, own_origins(options))
     options.data_dir.mkdir(parents=True, exist_ok=True)
-    with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
-                          nats=not base.get("NATS_URL"), s3=embedded_s3,
-                          s3_origins=s3_origins) as endpoints:
-        env = service_env(endpoints, options.data_dir, base)
-        python = sys.executable
-        processes: dict[str, subprocess.Popen[bytes]] = {}
-        try:
-            processes["projector"] = spawn("projector", [python, "-m", "projectors"], env,
-                                           options.log_dir)
-            base_url = start_api(options, env, processes)
-            yield Stack(base_url=base_url, env=env, processes=processes,
-                        storage_origins=s3_origins if embedded_s3 else None)
-        finally:
-            stop(processes)
+    supervisor = Supervisor()
+    try:
+        with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
+                              nats=not base.get("NATS_URL"), s3=embedded_s3,
+                              s3_origins=s3_origins) as endpoints:
+            for server in endpoints.servers:  # external servers are someone else's to run
+                supervisor.watch(server)
+            env = service_env(endpoints, options.data_dir, base)
+            services: list[ChildProcess] = []
+            try:
+                # their pooled PostgreSQL connections do not survive a restart of the server
+                restart_with = tuple(s.name for s in endpoints.servers if s.name == "postgres")
+                services.append(service("projector", [sys.executable, "-m", "projectors"], env,
+                                        options.log_dir))
+                supervisor.watch(services[-1], restart_with)
+                base_url, api = start_api(options, env, supervisor.processes)
+                services.append(api)
+                supervisor.watch(api, restart_with)
+                supervisor.start()  # a failure during start-up stops it, as it should
+                yield Stack(base_url=base_url, env=env, processes=supervisor.processes,
+                            storage_origins=s3_origins if embedded_s3 else None,
+                            supervisor=supervisor)
+            finally:
+                supervisor.stop()
+                stop(services)
+    finally:
+        supervisor.join()  # after every child it may have restarted is stopped

@@ -22,13 +22,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.embedded.nats_server import embedded_nats
-from parley.embedded.postgres import embedded_postgres
-from parley.embedded.processes import adopt, free_port, set_parent_death_signal, wait_for
-from parley.embedded.s3 import embedded_s3
+from parley.embedded.nats_server import embedded_nats, nats_server
+from parley.embedded.postgres import embedded_postgres, postgres_server
+from parley.embedded.processes import (
+    ChildProcess,
+    adopt,
+    free_port,
+    set_parent_death_signal,
+    spawn_child,
+    wait_for,
+)
+from parley.embedded.s3 import embedded_s3, s3_server
+from parley.supervisor import Restartable
 
-__all__ = ["Endpoints", "adopt", "data_dir_lock", "embedded_nats", "embedded_postgres",
-           "embedded_s3", "embedded_servers", "free_port", "set_parent_death_signal", "wait_for"]
+__all__ = ["ChildProcess", "Endpoints", "adopt", "data_dir_lock", "embedded_nats",
+           "embedded_postgres", "embedded_s3", "embedded_servers", "free_port",
+           "set_parent_death_signal", "spawn_child", "wait_for"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +46,8 @@ LOCK_WAIT = 60.0  # how long a second owner of a data directory waits for the fi
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Connection details of the started servers ("" for servers that were not started)."""
+    """Connection details of the started servers ("" for servers that were not started) and
+    their processes, to restart on the same ports and data should one exit."""
 
     database_url: str = ""
     nats_url: str = ""
@@ -45,6 +55,7 @@ class Endpoints:
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_bucket: str = ""
+    servers: tuple[Restartable, ...] = ()
 
 
 @contextlib.contextmanager
@@ -107,13 +118,17 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
         if postgres or nats or s3:
             stack.enter_context(data_dir_lock(data_dir))
         fields: dict[str, str] = {}
+        servers: list[Restartable] = []
         if postgres:
-            fields["database_url"] = stack.enter_context(embedded_postgres(data_dir))
+            fields["database_url"], pg = stack.enter_context(postgres_server(data_dir))
+            servers.append(pg)
         if nats:
-            fields["nats_url"] = stack.enter_context(embedded_nats(data_dir))
+            fields["nats_url"], nats_process = stack.enter_context(nats_server(data_dir))
+            servers.append(nats_process)
         if s3:
-            endpoint, access, secret = stack.enter_context(embedded_s3(data_dir, bucket,
-                                                                          s3_origins))
+            (endpoint, access, secret), s3_process = stack.enter_context(
+                s3_server(data_dir, bucket, s3_origins))
             fields.update(s3_endpoint=endpoint, s3_access_key=access, s3_secret_key=secret,
                           s3_bucket=bucket)
-        yield Endpoints(**fields)
+            servers.append(s3_process)
+        yield Endpoints(**fields, servers=tuple(servers))

@@ -9,7 +9,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from parley.embedded.processes import binary, child, free_port, http_status, tcp_open, wait_for
+from parley.embedded.processes import (
+    ChildProcess,
+    binary,
+    child,
+    free_port,
+    http_status,
+    tcp_open,
+    wait_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +35,9 @@ jetstream {{
 
 
 @contextlib.contextmanager
-def embedded_nats(data_dir: Path) -> Iterator[str]:
-    """Run nats-server with JetStream stored in data_dir/nats and yield its nats:// URL."""
+def nats_server(data_dir: Path) -> Iterator[tuple[str, ChildProcess]]:
+    """Run nats-server with JetStream stored in data_dir/nats; yield its nats:// URL and process
+    (a restart reuses the config file: the same ports and store)."""
     started = time.monotonic()
     data_dir = Path(data_dir).resolve()
     nats_dir = data_dir / "nats"
@@ -38,9 +47,16 @@ def embedded_nats(data_dir: Path) -> Iterator[str]:
     conf.write_text(_NATS_CONF.format(port=port, http_port=http_port,
                                       store_dir=json.dumps(str(nats_dir))))
     cmd = [binary("nats-server"), "-c", str(conf)]
-    with child("nats", cmd, data_dir, cwd=nats_dir) as (proc, log_file):
+    with child("nats", cmd, data_dir, cwd=nats_dir) as server:
         healthz = f"http://127.0.0.1:{http_port}/healthz?js-enabled-only=true"
         wait_for(lambda: tcp_open(port) and http_status(healthz) == 200, 15, "nats-server",
-                 log_file, proc)
+                 server.log_file, server.process)
         log.info("nats ready in %.2fs", time.monotonic() - started)
-        yield f"nats://127.0.0.1:{port}"
+        yield f"nats://127.0.0.1:{port}", server
+
+
+@contextlib.contextmanager
+def embedded_nats(data_dir: Path) -> Iterator[str]:
+    """Run nats-server with JetStream stored in data_dir/nats and yield its nats:// URL."""
+    with nats_server(data_dir) as (url, _):
+        yield url

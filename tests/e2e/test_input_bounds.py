@@ -6,7 +6,7 @@ import base64
 import json
 import signal
 import socket
-import sys
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from domain.app import Claim, Parley
-from parley.stack import Stack, spawn
+from parley.embedded import wait_for
+from parley.stack import Stack
 from shared.settings import Settings
 from tests.e2e.client import Api, User, new_key, unique_email
 
@@ -184,7 +185,7 @@ def parley(stack: Stack) -> Iterator[Parley]:
 
 
 def test_a_nul_an_older_version_stored_projects_live_and_after_a_restart(
-        api: Api, stack: Stack, parley: Parley, tmp_path: Any) -> None:
+        api: Api, stack: Stack, parley: Parley) -> None:
     outcome = parley.register_user(Claim("anonymous", new_key(), "fp"), unique_email(), "hash",
                                    "Old\x00Name", None, "t")
     user = outcome.value[0].number
@@ -193,8 +194,9 @@ def test_a_nul_an_older_version_stored_projects_live_and_after_a_restart(
     assert viewer.get(f"/users/{user}").json()["display_name"] == "Old\ufffdName"
 
     old = stack.processes["projector"]
+    assert isinstance(old, subprocess.Popen)
     old.terminate()
     assert old.wait(timeout=30) == 0
-    stack.processes["projector"] = spawn("projector", [sys.executable, "-m", "projectors"],
-                                         stack.env, tmp_path)
+    # `parley up`'s supervisor starts the next one
+    wait_for(lambda: stack.processes["projector"].pid != old.pid, 60, "projector restart")
     assert_read_your_writes(api)

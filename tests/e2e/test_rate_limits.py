@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from parley.stack import Stack, StackOptions, start_api, stop
+from parley.stack import Stack, StackOptions, start_api
 from tests.e2e.client import Api, User, new_key, unique_email
 
 LIMITS = ("TRUSTED_PROXIES", "REGISTER_MAX_PER_ADDRESS", "WRITE_RATE_PER_USER",
@@ -32,12 +32,12 @@ PASSWORD = "securePassword123"
 @contextlib.contextmanager
 def api_process(stack: Stack, data_dir: Path, env: dict[str, str]) -> Iterator[str]:
     """Two more API workers (as `parley up` runs them) with `env`, on the stack's servers."""
-    processes: dict = {}
     options = StackOptions(data_dir=data_dir, port=0, workers=2, log_dir=data_dir / "logs")
+    base_url, workers = start_api(options, env, {})  # not supervised: the test's own
     try:
-        yield start_api(options, env, processes)
+        yield base_url
     finally:
-        stop(processes)
+        workers.stop()
 
 
 @pytest.fixture(scope="module")

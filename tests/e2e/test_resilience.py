@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.protocol import CLOSE_TRY_AGAIN
-from parley.embedded import adopt, set_parent_death_signal
+from parley.embedded import set_parent_death_signal
 from parley.stack import Stack
 from tests.conftest import free_port
 from tests.e2e.client import Api, User
@@ -107,31 +107,29 @@ def test_nats_restart_loses_nothing(api: Api, stack: Stack) -> None:
         ws = await opened(stack, bob)
         cursor = await synced(ws, ann, chat)
         server = nats_process(stack)
-        cmdline, cwd = server.cmdline(), server.cwd()
-        server.terminate()
-        server.wait(10)
-        # Writes go on while NATS is down: they are committed and projected, not yet published.
-        during = [ann.say(chat, f"during outage {i}") for i in range(3)]
-        restarted = subprocess.Popen(cmdline, cwd=cwd, stdout=subprocess.DEVNULL,  # noqa: ASYNC220
-                                     stderr=subprocess.DEVNULL)
-        try:
-            await ws.close()
-            got: list = []
-            deadline = time.monotonic() + 30
-            while len(got) < 3 and time.monotonic() < deadline:
-                # the gateway may still be reconnecting: resume until the events are there
-                async with connect(f"ws{stack.base_url.removeprefix('http')}/ws"
-                                   f"?token={bob.token}&cursor={cursor}") as again:
-                    try:
-                        while len(got) < 3:
-                            frame = json.loads(await asyncio.wait_for(again.recv(), 3))
-                            if frame["event"] == "message.created":
-                                got.append(frame["data"])
-                    except TimeoutError:
-                        got = []
-            assert got == during
-        finally:
-            adopt(restarted)  # serves the rest of the session; stopped at exit
+        assert stack.supervisor is not None
+        with stack.supervisor.held("nats"):  # no restart until the writes are done
+            server.terminate()
+            server.wait(10)
+            # Writes go on while NATS is down: they are committed and projected, not yet
+            # published.
+            during = [ann.say(chat, f"during outage {i}") for i in range(3)]
+        # the supervisor starts NATS again, on the same port and store
+        await ws.close()
+        got: list = []
+        deadline = time.monotonic() + 30
+        while len(got) < 3 and time.monotonic() < deadline:
+            # the gateway may still be reconnecting: resume until the events are there
+            async with connect(f"ws{stack.base_url.removeprefix('http')}/ws"
+                               f"?token={bob.token}&cursor={cursor}") as again:
+                try:
+                    while len(got) < 3:
+                        frame = json.loads(await asyncio.wait_for(again.recv(), 3))
+                        if frame["event"] == "message.created":
+                            got.append(frame["data"])
+                except TimeoutError:
+                    got = []
+        assert got == during
 
     run(scenario())
 
