@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                       fingerprint_secret=secret, storage=storage,
                       registrations=registrations, writes=writes, proxies=proxies)
         app.state.context = state["ctx"] = ctx
-        app.state.pools = [pool]  # checked after a database error (shared/http.py)
+        # checked after a database error (shared/http.py): ours and the event store's
+        app.state.pools = [pool, parley.datastore_pool]
         try:
             yield
         finally:

@@ -106,6 +106,11 @@ class EventStoreApp(Application[UUID]):
             raise NotFoundError(missing)
         return aggregate
 
+    @property
+    def datastore_pool(self) -> Any:
+        """The event store's connection pool (psycopg_pool), or None without PostgreSQL."""
+        return self._postgres.pool if self._postgres is not None else None
+
     def log_head(self) -> int:
         """The position of the last event in the log (0 when it is empty)."""
         return self.recorder.max_notification_id() or 0

@@ -11,6 +11,7 @@ import orjson
 import psycopg
 from eventsourcing import persistence as es_persistence
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import ConnectionPool as SyncPool
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -68,22 +69,25 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-_CHECKS: dict[int, asyncio.Task[None]] = {}
+_CHECKS: dict[int, asyncio.Future[None]] = {}
 
 
-def check_pool(pool: AsyncConnectionPool) -> None:
+def check_pool(pool: AsyncConnectionPool | SyncPool) -> None:
     """Have `pool` test its idle connections in the background: after PostgreSQL restarted,
     every pooled connection is dead, and each would fail one more request before the pool
-    noticed it."""
+    noticed it. A synchronous pool (the event store's) is checked in a thread."""
     running = _CHECKS.get(id(pool))
     if running is None or running.done():
-        _CHECKS[id(pool)] = asyncio.create_task(pool.check())
+        check = pool.check() if isinstance(pool, AsyncConnectionPool) \
+            else asyncio.to_thread(pool.check)
+        _CHECKS[id(pool)] = asyncio.ensure_future(check)
 
 
 def check_pools(request: Request) -> None:
     """`check_pool` for each of the app's pools (`app.state.pools`)."""
     for pool in getattr(request.app.state, "pools", ()):
-        check_pool(pool)
+        if pool is not None:
+            check_pool(pool)
 
 
 async def handle_database_unavailable(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -293,3 +294,32 @@ def test_kill_9_of_the_active_projector_with_a_standby_running(
     finally:
         standby.terminate()
         standby.wait(30)
+
+
+def test_every_connection_cut_costs_each_pool_one_failed_request_at_most(faulty: Stack) -> None:
+    """After PostgreSQL dropped every connection (a restart, a failover, an operator's
+    pg_terminate_backend), a pool whose first request failed tests its idle connections, so
+    the next requests do not fail one by one on the other dead ones."""
+    wait_ready(faulty, time.monotonic())
+    api = Api(faulty.base_url)
+    ann = patiently(User, api, "Ann")
+    chat = patiently(ann.group, title="cut")["id"]
+
+    def post(i: int) -> int:
+        return ann.post("/messages", {"chat_id": chat, "type": "text", "content": f"{i}"}
+                        ).status_code
+
+    def read(i: int) -> int:
+        return ann.get("/messages", chat_id=chat).status_code
+
+    with ThreadPoolExecutor(16) as pool:  # every pool of both workers holds idle connections
+        assert set(pool.map(post, range(64))) | set(pool.map(read, range(64))) == {200, 201}
+    with psycopg.connect(faulty.env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type"
+                     " = 'client backend' AND pid <> pg_backend_pid()")
+    answers = [(post(i), read(i)) for i in range(60)]
+    failed_posts = sum(p == 503 for p, _ in answers)
+    failed_reads = sum(r == 503 for _, r in answers)
+    assert {p for p, _ in answers} <= {201, 503} and {r for _, r in answers} <= {200, 503}
+    # two workers, each with an event-store pool and a pool of its own per API
+    assert failed_posts <= 4 and failed_reads <= 2, answers
