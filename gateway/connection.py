@@ -55,6 +55,7 @@ from gateway.protocol import (
 from gateway.replay import ReplayStalledError, replay, stream_bounds
 from gateway.router import Router
 from shared import subjects
+from shared.http import check_pool
 from shared.sessions import EndedSessions
 from shared.subjects import SESSION_ENDED
 from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
@@ -316,6 +317,8 @@ class Connection:
             log.warning("websocket session of user %s: %s unavailable (%s)", self.user_id,
                         "NATS" if isinstance(exc, nats.errors.Error) else "a server",
                         type(exc).__name__)
+            if isinstance(exc, psycopg.OperationalError):
+                check_pool(self.hub.pool)  # after a restart the next sessions get live ones
             self._finish(CLOSE_TRY_AGAIN, "server busy, resume with cursor")
         except (WebSocketDisconnect, OSError):
             self._finish(None)
