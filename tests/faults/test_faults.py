@@ -143,19 +143,9 @@ class Load:
             await asyncio.sleep(0.2)
 
 
-def postgres_postmaster(stack: Stack) -> psutil.Process:
-    pid = int((Path(stack.env["PARLEY_DATA_DIR"]) / "postgres" / "postmaster.pid")
-              .read_text().splitlines()[0])
-    return psutil.Process(pid)
-
-
-def nats_server(stack: Stack) -> psutil.Process:
-    data_dir = stack.env["PARLEY_DATA_DIR"]
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].endswith("nats-server") and data_dir in " ".join(cmdline):
-            return proc
-    raise AssertionError("the embedded nats-server is not running")
+def process(stack: Stack, name: str) -> psutil.Process:
+    """A supervised child of the stack (`postgres`, `nats`, `s3`, `projector`, `api`)."""
+    return psutil.Process(stack.processes[name].pid)
 
 
 def kill_a_postgres_backend(stack: Stack) -> None:
@@ -168,7 +158,7 @@ def kill_a_postgres_backend(stack: Stack) -> None:
 
 
 def kill_the_postmaster(stack: Stack) -> None:
-    postgres_postmaster(stack).kill()
+    process(stack, "postgres").kill()
 
 
 def kill_the_projector(stack: Stack) -> None:
@@ -176,17 +166,17 @@ def kill_the_projector(stack: Stack) -> None:
 
 
 def kill_an_api_worker(stack: Stack) -> None:
-    workers = psutil.Process(stack.processes["api"].pid).children()
+    workers = process(stack, "api").children()
     assert workers, "no uvicorn worker to kill"
     workers[0].kill()
 
 
 def kill_nats(stack: Stack) -> None:
-    nats_server(stack).kill()
+    process(stack, "nats").kill()
 
 
 def freeze_nats_for_30s(stack: Stack) -> None:
-    server = nats_server(stack)
+    server = process(stack, "nats")
     server.suspend()
     try:
         time.sleep(30)
