@@ -91,9 +91,6 @@ def test_a_killed_api_worker_is_replaced_by_uvicorn(api: Api, stack: Stack) -> N
 
 def test_killed_storage_comes_back_on_its_port_with_its_objects(api: Api, stack: Stack) -> None:
     ann = User(api)
-    before = presign(ann)
-    assert upload(before).status_code == 204
-    kill_child(stack, "s3")()
 
     def uploads() -> bool:
         try:
@@ -101,6 +98,11 @@ def test_killed_storage_comes_back_on_its_port_with_its_objects(api: Api, stack:
         except httpx.HTTPError:
             return False
 
+    # an earlier test may have restarted storage a moment ago: a new process, not yet serving
+    wait_for(uploads, RECOVERY_BOUND, "storage serving before the test")
+    before = presign(ann)
+    assert upload(before).status_code == 204
+    kill_child(stack, "s3")()
     wait_for(uploads, RECOVERY_BOUND, "an upload to the restarted storage")
     download = ann.get(f"/attachments/{before['attachment_id']}")
     assert httpx.get(download.json()["url"]).content == AUDIO
