@@ -10,38 +10,36 @@ from pathlib import Path
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 
 from command_api import attachments, auth, chats, messages
 from command_api.buckets import WriteBuckets
 from command_api.context import COMMAND_EXCEPTION_HANDLERS, Context
 from command_api.throttle import LoginThrottle, RegistrationLimit
 from domain.app import Parley
-from shared.positions import PositionWaiter
-from shared.proxies import TrustedProxies
-from shared.service import middleware, service_routes
-from shared.sessions import EndedSessions
+from shared.jwt.tokens import TokenService
+from shared.postgres.positions import PositionWaiter
+from shared.postgres.sessions import EndedSessions
+from shared.s3.storage import Storage
 from shared.settings import AUTOCOMMIT, Settings
-from shared.storage import Storage
-from shared.tokens import TokenService
+from shared.web.proxies import TrustedProxies
+from shared.web.routes import api_routes
+from shared.web.service import middleware, service_routes
 
-API = "/api/v1"
-
-ROUTES = [
-    Route(f"{API}/auth/register", auth.register, methods=["POST"]),
-    Route(f"{API}/auth/login", auth.login, methods=["POST"]),
-    Route(f"{API}/auth/refresh", auth.refresh, methods=["POST"]),
-    Route(f"{API}/auth/logout", auth.logout, methods=["POST"]),
-    Route(f"{API}/chats", chats.create_chat, methods=["POST"]),
-    Route(f"{API}/chats/{{chat_id}}", chats.update_chat, methods=["PATCH"]),
-    Route(f"{API}/chats/{{chat_id}}", chats.delete_chat, methods=["DELETE"]),
-    Route(f"{API}/chats/{{chat_id}}/members", chats.add_members, methods=["POST"]),
-    Route(f"{API}/chats/{{chat_id}}/members/{{user_id}}", chats.remove_member,
-          methods=["DELETE"]),
-    Route(f"{API}/messages", messages.post_message, methods=["POST"]),
-    Route(f"{API}/messages/{{message_id}}", messages.edit_message, methods=["PATCH"]),
-    Route(f"{API}/attachments", attachments.create_attachment, methods=["POST"]),
-]
+# The operations this service serves (paths and methods: shared/openapi), by id.
+HANDLERS = {
+    "post_auth_register": auth.register,
+    "post_auth_login": auth.login,
+    "post_auth_refresh": auth.refresh,
+    "post_auth_logout": auth.logout,
+    "post_chats": chats.create_chat,
+    "patch_chats_chat_id": chats.update_chat,
+    "delete_chats_chat_id": chats.delete_chat,
+    "post_chats_chat_id_members": chats.add_members,
+    "delete_chats_chat_id_members_user_id": chats.remove_member,
+    "post_messages": messages.post_message,
+    "patch_messages_message_id": messages.edit_message,
+    "post_attachments": attachments.create_attachment,
+}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -75,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                       fingerprint_secret=secret, storage=storage,
                       registrations=registrations, writes=writes, proxies=proxies)
         app.state.context = state["ctx"] = ctx
-        # checked after a database error (shared/http.py): ours and the event store's
+        # checked after a database error (shared/web/endpoints.py): ours and the event store's
         app.state.pools = [pool, parley.datastore_pool]
         try:
             yield
@@ -95,6 +93,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return f"database unreachable: {type(exc).__name__}"
         return None
 
-    return Starlette(routes=[*ROUTES, *service_routes(ready)], lifespan=lifespan,
+    return Starlette(routes=[*api_routes(HANDLERS), *service_routes(ready)], lifespan=lifespan,
                      exception_handlers=COMMAND_EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "command"))

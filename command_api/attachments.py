@@ -9,15 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from command_api.context import context
-from shared.http import ApiError
-from shared.schemas import AttachmentCreate, AttachmentUpload
-from shared.storage import (
+from shared.s3.storage import (
     UploadRefusedError,
     content_type_allowed,
     normalize_content_type,
     object_key,
     safe_filename,
 )
+from shared.schemas import AttachmentCreate, AttachmentUpload
+from shared.web.endpoints import ApiError
 
 
 async def create_attachment(request: Request) -> Response:

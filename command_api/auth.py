@@ -18,7 +18,7 @@ from domain.errors import (
     SessionRevokedError,
 )
 from domain.session import session_id_from
-from shared.http import RETRY_AFTER_SECONDS, ApiError, parse_body, read_json, validate
+from shared.jwt.tokens import InvalidTokenError, TokenClaims
 from shared.schemas import (
     LoginRequest,
     RefreshRequest,
@@ -27,7 +27,7 @@ from shared.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.tokens import InvalidTokenError, TokenClaims
+from shared.web.endpoints import RETRY_AFTER_SECONDS, ApiError, parse_body, read_json, validate
 
 ANONYMOUS = "anonymous"  # register/login keys are scoped by the key alone (CONTRACT.md)
 INVALID_CREDENTIALS = "Invalid email or password"

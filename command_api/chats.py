@@ -8,8 +8,8 @@ from starlette.responses import Response
 from command_api.context import Context, context
 from domain.chat import Chat
 from domain.chats import chat_location
-from shared.http import int_param
 from shared.schemas import ChatCreate, ChatOut, ChatUpdate, MembersAdd, MembersOut
+from shared.web.endpoints import int_param
 
 
 async def _chat_out(ctx: Context, chat: Chat, viewer: int) -> ChatOut:

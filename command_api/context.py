@@ -23,7 +23,12 @@ from domain.errors import (
 )
 from domain.recorder import StaleReadError
 from domain.store import Claim
-from shared.http import (
+from shared.jwt.tokens import TokenService
+from shared.postgres.positions import PositionWaiter
+from shared.postgres.sessions import EndedSessions
+from shared.s3.storage import Storage
+from shared.settings import Settings
+from shared.web.endpoints import (
     EXCEPTION_HANDLERS,
     RETRY_AFTER_SECONDS,
     ApiError,
@@ -33,12 +38,7 @@ from shared.http import (
     read_json,
     validate,
 )
-from shared.positions import PositionWaiter
-from shared.proxies import TrustedProxies
-from shared.sessions import EndedSessions
-from shared.settings import Settings
-from shared.storage import Storage
-from shared.tokens import TokenService
+from shared.web.proxies import TrustedProxies
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 
 from domain.app import Claim
-from shared.http import ApiError
 from shared.schemas import check_text
+from shared.web.endpoints import ApiError
 
 MAX_KEY_LENGTH = 255
 

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from command_api.context import Context, context
 from domain.chats import message_location
 from domain.message import Message
-from shared.http import ApiError, int_param
 from shared.schemas import MessageCreate, MessageEdit, MessageOut, VoicePayload
+from shared.web.endpoints import ApiError, int_param
 
 
 def message_out(message: Message) -> MessageOut:

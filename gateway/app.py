@@ -25,11 +25,12 @@ from gateway.feed import Feed
 from gateway.limits import Limits
 from gateway.protocol import CLOSE_MALFORMED, CLOSE_TOO_MANY, parse_cursor
 from gateway.router import Router
-from parley import logfilter
-from shared.service import middleware, service_routes
-from shared.sessions import EndedSessions
+from gateway.titles import DirectChatTitles
+from shared.jwt.tokens import TokenService
+from shared.postgres.sessions import EndedSessions
 from shared.settings import AUTOCOMMIT, Settings
-from shared.tokens import TokenService
+from shared.web import logfilter
+from shared.web.service import middleware, service_routes
 
 log = logging.getLogger("parley.gateway")
 # How long start-up waits for the stream (created by the projector) before going on without
@@ -75,15 +76,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nc = await connect_nats(settings)
         router = Router()
-        feed = Feed(nc, settings.nats_stream, router)
         # Read-only: sessions read their memberships; the gateway never writes.
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
                                    kwargs={"options": "-c default_transaction_read_only=on",
                                            **AUTOCOMMIT})
+        titles = DirectChatTitles(pool)
+        feed = Feed(nc, settings.nats_stream, router, titles)
         try:
             await pool.open(wait=True)
             await feed.start(wait=STREAM_WAIT_SECONDS)
-            hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool,
+            hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool, titles=titles,
                       js=nc.jetstream(), stream=settings.nats_stream,
                       sessions=EndedSessions(pool),
                       limits=Limits(settings.ws_max_sockets_per_user,

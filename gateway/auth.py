@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from gateway.protocol import CLOSE_FORBIDDEN_ORIGIN, CLOSE_UNAUTHORIZED
 from shared.cors import CorsPolicy
-from shared.tokens import InvalidTokenError, TokenClaims, TokenService
+from shared.jwt.tokens import InvalidTokenError, TokenClaims, TokenService
 
 
 def presented_token(websocket: WebSocket) -> str | None:

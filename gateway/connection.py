@@ -54,11 +54,12 @@ from gateway.protocol import (
 )
 from gateway.replay import ReplayStalledError, replay, stream_bounds
 from gateway.router import Router
+from gateway.titles import DirectChatTitles
 from shared import subjects
-from shared.http import check_pool
-from shared.sessions import EndedSessions
+from shared.jwt.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
+from shared.postgres.sessions import EndedSessions
 from shared.subjects import SESSION_ENDED
-from shared.tokens import LEEWAY_SECONDS, InvalidTokenError, TokenClaims, TokenService
+from shared.web.endpoints import check_pool
 
 log = logging.getLogger("parley.gateway")
 
@@ -89,6 +90,7 @@ class Hub:
     tokens: TokenService
     feed: Feed
     pool: AsyncConnectionPool
+    titles: DirectChatTitles
     js: JetStreamContext
     stream: str
     sessions: EndedSessions
@@ -166,7 +168,7 @@ class Connection:
             else:
                 self._loading.append(frame)
         elif self._fresh(frame) and self._wants(frame):
-            self._send(frame.text)
+            self._send(frame.text_for(self.user_id))
 
     def membership_changed(self, frame: Frame) -> None:
         """Called by the router around a membership frame about this user (live only)."""
@@ -225,7 +227,8 @@ class Connection:
         self._last_key = await key_at(self.hub.js, self.hub.stream, cursor)
         async for frame in replay(self.hub.js, self.hub.stream, cursor, upper):
             if self._fresh(frame) and self._wants(frame, apply=True):
-                await self._put_replayed(frame.text)
+                frame = await self.hub.titles.render(frame)
+                await self._put_replayed(frame.text_for(self.user_id))
         return max(upper, cursor)
 
     async def _put_replayed(self, text: str) -> None:
@@ -244,7 +247,7 @@ class Connection:
         self.router.untap(self)
         for frame in tapped:
             if frame.sequence > floor and self._fresh(frame) and self._wants(frame, apply=True):
-                self._send(frame.text)
+                self._send(frame.text_for(self.user_id))
         self._join(subjects.user(self.user_id))
         for chat in self.membership.current():
             self._join(subjects.chat(chat))

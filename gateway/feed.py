@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from gateway.protocol import EventKey, Frame, key_of
 from gateway.router import Router
+from gateway.titles import DirectChatTitles
 from shared import subjects
 
 log = logging.getLogger("parley.gateway")
@@ -45,8 +46,10 @@ HEARTBEAT_SECONDS = 2.0
 class Feed:
     """Subscribes once the stream exists (the projector creates it) and feeds the router."""
 
-    def __init__(self, nc: NATS, stream: str, router: Router) -> None:
+    def __init__(self, nc: NATS, stream: str, router: Router,
+                 titles: DirectChatTitles) -> None:
         self.nc = nc
+        self.titles = titles
         self.stream = stream
         self.router = router
         self.sequence = 0  # the last stream sequence dispatched
@@ -116,7 +119,7 @@ class Feed:
         except ValidationError:
             log.warning("skipping undecodable message %s on %s", sequence, msg.subject)
             return
-        self.router.dispatch(frame)
+        self.router.dispatch(await self.titles.render(frame))
 
 
 async def key_at(js: JetStreamContext, stream: str, sequence: int) -> EventKey | None:

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.protocol import Frame
 from shared import subjects
-from shared.positions import READMODELS, TRACKING_TABLE
+from shared.postgres.positions import READMODELS, TRACKING_TABLE
 
 CREATED, ADDED, REMOVED, DELETED = ("chat.created", "chat.member_added", "chat.member_removed",
                                     "chat.deleted")

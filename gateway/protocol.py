@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -109,6 +110,20 @@ class Frame:
     position: int
     text: str
     key: EventKey | None = None
+    texts: Mapping[int, str] | None = None  # per viewer, where a frame differs between them
+
+    def text_for(self, user: int) -> str:
+        """What `user` is sent: their own rendering if the frame has one, else `text`."""
+        if self.texts is not None:
+            return self.texts.get(user, self.text)
+        return self.text
+
+    def for_viewers(self, data_of: Mapping[int, dict[str, Any]]) -> Frame:
+        """This frame with each viewer's own `data` (others keep the common one)."""
+        texts = {user: ServerFrame(event=self.event, data=data,
+                                   cursor=cursor_of(self.sequence)).model_dump_json()
+                 for user, data in data_of.items()}
+        return replace(self, texts=texts)
 
     @classmethod
     def decode(cls, subject: str, sequence: int, payload: bytes,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.membership import DELETED, MEMBERSHIP_EVENTS, chat_of, joined_users, removed_user
+from gateway.membership import DELETED, MEMBERSHIP_EVENTS, joined_users, removed_user
 from gateway.protocol import Frame
-from shared import subjects
 
 
 class Listener(Protocol):
@@ -81,13 +80,3 @@ class Router:
         elif (removed := removed_user(frame)) is not None:
             for listener in tuple(self._users.get(removed, ())):
                 listener.membership_changed(frame)
-
-    def subjects(self) -> int:
-        return len(self._listeners)
-
-
-def chat_subject(chat: int) -> str:
-    return subjects.chat(chat)
-
-
-__all__ = ["Listener", "Router", "chat_of", "chat_subject"]

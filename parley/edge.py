@@ -14,9 +14,10 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from command_api.app import create_app as create_command_app
+from gateway.app import create_app as create_gateway_app
 from query_api.app import create_app as create_query_app
-from shared.service import metrics_process_exit
 from shared.settings import Settings
+from shared.web.service import metrics_process_exit
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -24,13 +25,12 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Edge:
     """Routes by method: GET/HEAD/OPTIONS to the query API, writes to the command API."""
 
-    def __init__(self, command: Starlette, query: Starlette,
-                 gateway: Starlette | None = None) -> None:
+    def __init__(self, command: Starlette, query: Starlette, gateway: Starlette) -> None:
         self.command = command
         self.query = query
         self.gateway = gateway
 
-    def route(self, scope: Scope) -> ASGIApp | None:
+    def route(self, scope: Scope) -> ASGIApp:
         if scope["type"] == "websocket":
             return self.gateway
         if scope["method"] in WRITE_METHODS:
@@ -41,18 +41,13 @@ class Edge:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        app = self.route(scope)
-        if app is None:  # no gateway configured: refuse the handshake
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await app(scope, receive, send)
+        await self.route(scope)(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def _services(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             for app in (self.command, self.query, self.gateway):
-                if app is not None:
-                    await stack.enter_async_context(app.router.lifespan_context(app))
+                await stack.enter_async_context(app.router.lifespan_context(app))
             yield
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,9 +71,5 @@ class Edge:
 def create_app() -> Edge:
     """`uvicorn parley.edge:create_app --factory`."""
     settings = Settings.from_env()
-    gateway = None
-    with contextlib.suppress(ImportError):
-        from gateway.app import create_app as create_gateway_app
-
-        gateway = create_gateway_app(settings)
-    return Edge(create_command_app(settings), create_query_app(settings), gateway)
+    return Edge(create_command_app(settings), create_query_app(settings),
+                create_gateway_app(settings))

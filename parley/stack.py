@@ -21,10 +21,10 @@ from parley.embedded import ChildProcess, Endpoints, embedded_servers, free_port
 from parley.embedded.s3 import storage_origins
 from parley.supervisor import Handle, Supervisor, describe_status
 from shared.cors import LOCAL_DEV_ORIGINS
-from shared.proxies import TrustedProxies
-from shared.service import MULTIPROC_DIR
+from shared.jwt.tokens import ensure_signing_key
 from shared.settings import Settings
-from shared.tokens import ensure_signing_key
+from shared.web.proxies import TrustedProxies
+from shared.web.service import MULTIPROC_DIR
 
 READY_TIMEOUT = 90.0
 PORT_ATTEMPTS = 3
@@ -134,7 +134,7 @@ def start_api(options: StackOptions, env: Mapping[str, str],
             sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
             "--host", options.host, "--port", str(port),
             "--workers", str(options.workers), "--no-access-log",
-            "--http", "parley.http:NoDelayHttpProtocol", *proxies,
+            "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies,
             # WebSocket keepalive and the 64 KiB frame bound of the gateway
             "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
             "--timeout-graceful-shutdown", "5"], env, options.log_dir)

@@ -28,7 +28,7 @@ from projectors.errors import forget_skipped, record_error
 from projectors.replay import REPLAY_BATCH, LogReader, LogSlice, RawSlice, wanted_types
 from projectors.shadow import REBUILD, Shadow, lock_live_tables
 from projectors.tracking import Positions, take_batch_lock
-from shared.positions import TRACKING_TABLE
+from shared.postgres.positions import TRACKING_TABLE
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from projectors.replay import TopicFilter, wanted_types
 from projectors.sessions import SessionsProjection
 from projectors.tracking import share_batch_lock
 from projectors.users import UsersProjection
-from shared.positions import CHANNEL, READMODELS, TRACKING_TABLE
+from shared.postgres.positions import CHANNEL, READMODELS, TRACKING_TABLE
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from projectors.base import Projection
 from projectors.errors import ProjectionError, read_errors, read_skipped
 from projectors.publisher import PUBLISHER
 from projectors.tracking import Positions
-from shared.positions import READMODELS
+from shared.postgres.positions import READMODELS
 
 MIGRATION = "__migration__"  # eventsourcing's own row in the tracking table
 

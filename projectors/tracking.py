@@ -13,7 +13,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 from psycopg import Cursor, sql
 
-from shared.positions import TRACKING_TABLE
+from shared.postgres.positions import TRACKING_TABLE
 
 # Every live batch transaction holds this advisory lock shared; a swap holds it exclusively, so
 # it sees a settled tracking position and no batch is half-way through the tables it replaces.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-from shared.http import ApiError
+from shared.web.endpoints import ApiError
 
 
 async def check_member(conn: AsyncConnection, chat_id: int, user_id: int) -> None:

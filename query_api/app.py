@@ -10,30 +10,29 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
-from starlette.routing import Route
 
 from query_api import attachments, chats, docs, messages, users
 from query_api.context import Context
-from shared.http import EXCEPTION_HANDLERS, check_pool
-from shared.positions import PositionWaiter, log_head, projection_health
-from shared.service import PROJECTION_FAILING, PROJECTION_SKIPPED, middleware, service_routes
-from shared.sessions import EndedSessions
+from shared.jwt.tokens import TokenService
+from shared.postgres.positions import PositionWaiter, log_head, projection_health
+from shared.postgres.sessions import EndedSessions
+from shared.s3.storage import Storage
 from shared.settings import AUTOCOMMIT, Settings
-from shared.storage import Storage
-from shared.tokens import TokenService
+from shared.web.endpoints import EXCEPTION_HANDLERS, check_pool
+from shared.web.routes import api_routes
+from shared.web.service import PROJECTION_FAILING, PROJECTION_SKIPPED, middleware, service_routes
 
-API = "/api/v1"
-
-ROUTES = [
-    Route(f"{API}/users/me", users.me, methods=["GET"]),
-    Route(f"{API}/users/{{user_id}}", users.profile, methods=["GET"]),
-    Route(f"{API}/chats", chats.list_chats, methods=["GET"]),
-    Route(f"{API}/chats/{{chat_id}}", chats.get_chat, methods=["GET"]),
-    Route(f"{API}/chats/{{chat_id}}/members", chats.list_members, methods=["GET"]),
-    Route(f"{API}/messages", messages.list_messages, methods=["GET"]),
-    Route(f"{API}/messages/{{message_id}}", messages.get_message, methods=["GET"]),
-    Route(f"{API}/attachments/{{attachment_id}}", attachments.get_attachment, methods=["GET"]),
-]
+# The operations this service serves (paths and methods: shared/openapi), by id.
+HANDLERS = {
+    "get_users_me": users.me,
+    "get_users_user_id": users.profile,
+    "get_chats": chats.list_chats,
+    "get_chats_chat_id": chats.get_chat,
+    "get_chats_chat_id_members": chats.list_members,
+    "get_messages": messages.list_messages,
+    "get_messages_message_id": messages.get_message,
+    "get_attachments_attachment_id": attachments.get_attachment,
+}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = Context(settings=settings, pool=pool, tokens=tokens, waiter=waiter,
                       sessions=EndedSessions(pool), storage=storage)
         app.state.context = state["ctx"] = ctx
-        app.state.pools = [pool]  # checked after a database error (shared/http.py)
+        app.state.pools = [pool]  # checked after a database error (shared/web/endpoints.py)
         try:
             yield
         finally:
@@ -91,6 +90,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return {"projections": health}
         return {}
 
-    return Starlette(routes=[*ROUTES, *docs.routes(), *service_routes(ready, report)],
+    return Starlette(routes=[*api_routes(HANDLERS), *docs.routes(), *service_routes(ready, report)],
                      lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "query"))

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from query_api.context import reader
-from shared.http import ApiError, json_response
 from shared.schemas import AttachmentDownload
+from shared.web.endpoints import ApiError, json_response
 
 
 async def get_attachment(request: Request) -> Response:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
-from shared.http import ApiError, authenticate
-from shared.positions import PositionWaiter, log_head
-from shared.sessions import EndedSessions
+from shared.jwt.tokens import TokenClaims, TokenService
+from shared.postgres.positions import PositionWaiter, log_head
+from shared.postgres.sessions import EndedSessions
+from shared.s3.storage import Storage
 from shared.settings import Settings
-from shared.storage import Storage
-from shared.tokens import TokenClaims, TokenService
+from shared.web.endpoints import ApiError, authenticate
 
 
 @dataclass

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from shared.openapi import build_openapi
+from shared.openapi.document import build_openapi
 
 STATIC = "/docs/static"
 ASSETS = frozenset({

@@ -8,11 +8,12 @@ from starlette.responses import Response
 
 from query_api.access import check_member
 from query_api.context import reader
-from shared.http import ApiError, int_param, json_response, rows_as
 from shared.schemas import MessageOut
+from shared.web.endpoints import ApiError, int_param, json_response, rows_as
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
-COLUMNS = "id, chat_id, author_id, type, content, payload, ts, edited_at"
+# The read model names its columns after MessageOut's fields: a new field is a new column.
+COLUMNS = ", ".join(MessageOut.model_fields)
 
 
 def _limit(raw: str | None) -> int:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from query_api.context import reader
-from shared.http import ApiError, int_param, json_response
 from shared.schemas import PublicUser, UserOut
+from shared.web.endpoints import ApiError, int_param, json_response
 
 
 async def me(request: Request) -> Response:

@@ -182,8 +182,17 @@ class MembersAdd(Input):
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)]
 
 
+def shown_title(title: str | None, is_group: bool, other_name: str | None) -> str | None:
+    """A chat's title as one member sees it: a direct chat has no title of its own and shows
+    the other member's display name. The one statement of the rule: REST answers and live
+    `chat.created` frames all apply it."""
+    if is_group or title is not None:
+        return title
+    return other_name
+
+
 class ChatOut(Output):
-    """A chat as its members see it (a direct chat's title is the other member's name)."""
+    """A chat as its members see it (a direct chat's title: `shown_title`)."""
 
     id: int
     title: str | None

@@ -22,8 +22,8 @@ from websockets.typing import Origin
 from gateway.protocol import MAX_CURSOR
 from parley.stack import Stack
 from shared import subjects
+from shared.jwt.tokens import TokenService
 from shared.settings import Settings
-from shared.tokens import TokenService
 from tests.e2e.client import Api
 
 T = TypeVar("T")

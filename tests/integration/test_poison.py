@@ -18,7 +18,7 @@ from projectors.runner import POISON_ATTEMPTS, ProjectionRunner, live_projection
 from projectors.status import status
 from projectors.users import UsersProjection
 from projectors.verify import verify
-from shared.positions import projection_health
+from shared.postgres.positions import projection_health
 from shared.settings import Settings
 
 NUL_NAME = "Eve\x00Null"

@@ -9,7 +9,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from projectors.sessions import SessionsProjection
-from shared.sessions import EndedSessions
+from shared.postgres.sessions import EndedSessions
 from shared.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""shared.storage against the session's real SeaweedFS S3 (no mocks), plus its pure helpers."""
+"""shared.s3.storage against the session's real SeaweedFS S3 (no mocks), plus its pure helpers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from parley.stack import Stack
-from shared.settings import Settings
-from shared.storage import (
+from shared.s3.storage import (
     CONTENT_DISPOSITION,
     MAX_FILENAME_CHARS,
     PresignedUpload,
@@ -25,6 +24,7 @@ from shared.storage import (
     object_key,
     safe_filename,
 )
+from shared.settings import Settings
 
 # minio's PostPolicy.form_data calls datetime.utcnow(), deprecated since Python 3.12
 pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning")

@@ -10,7 +10,7 @@ import pytest
 
 from command_api.context import Context
 from domain.recorder import StaleReadError
-from shared.http import ApiError
+from shared.web.endpoints import ApiError
 
 
 class AlwaysStale:

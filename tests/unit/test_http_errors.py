@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.http import CLIENT_CLOSED_REQUEST, EXCEPTION_HANDLERS, read_json
-from shared.service import REQUESTS, MetricsMiddleware
+from shared.web.endpoints import CLIENT_CLOSED_REQUEST, EXCEPTION_HANDLERS, read_json
+from shared.web.service import REQUESTS, MetricsMiddleware
 
 SCOPE = {"type": "http", "method": "POST", "path": "/", "raw_path": b"/", "query_string": b"",
          "headers": [(b"content-type", b"application/json")], "http_version": "1.1",

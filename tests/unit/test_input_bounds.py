@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from shared import schemas
-from shared.http import MAX_BODY_BYTES, MAX_JSON_DEPTH, ApiError, int_param
 from shared.schemas import Input, Printable, check_text
+from shared.web.endpoints import MAX_BODY_BYTES, MAX_JSON_DEPTH, ApiError, int_param
 from tests.unit.test_http_errors import SCOPE, app_of, drive, echo
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from parley import logfilter
+from shared.web import logfilter
 
 TOKEN = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJl"
 

@@ -19,9 +19,10 @@ from starlette.routing import Route
 from command_api import app as command_app
 from query_api import app as query_app
 from query_api import docs
-from shared.openapi import OPERATIONS, Operation, build_openapi
+from shared.openapi.document import OPERATIONS, Operation, build_openapi
 from shared.schemas import PublicUser
-from shared.service import service_routes
+from shared.web.routes import api_routes
+from shared.web.service import service_routes
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 NO_KEY_WRITES = {"/api/v1/auth/refresh", "/api/v1/auth/logout"}  # CONTRACT.md, Idempotency
@@ -46,7 +47,8 @@ async def _ready() -> str | None:
 
 
 def route_operations() -> set[tuple[str, str]]:
-    routes = [*command_app.ROUTES, *query_app.ROUTES, *service_routes(_ready)]
+    routes = [*api_routes(command_app.HANDLERS), *api_routes(query_app.HANDLERS),
+              *service_routes(_ready)]
     return {(method, route.path) for route in routes if isinstance(route, Route)
             for method in route.methods or () if method != "HEAD"}
 
@@ -87,6 +89,15 @@ def test_document_and_routes_match_exactly(document: dict[str, Any]) -> None:
     documented = {(method, path) for method, path, _ in operations(document)}
     assert route_operations() - documented == set(), "routes missing from the document"
     assert documented - route_operations() == set(), "documented operations with no route"
+
+
+def test_each_operation_is_served_by_one_service() -> None:
+    assert set(command_app.HANDLERS).isdisjoint(query_app.HANDLERS)
+
+
+def test_a_handler_for_an_undocumented_operation_is_refused() -> None:
+    with pytest.raises(ValueError, match="no such operation"):
+        api_routes({"put_users_me": lambda request: None})
 
 
 def test_idempotency_key_exactly_on_writes_except_refresh_and_logout(

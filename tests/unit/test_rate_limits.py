@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from command_api.buckets import WriteBuckets
-from shared.proxies import TrustedProxies
 from shared.settings import ConfigurationError, Settings
+from shared.web.proxies import TrustedProxies
 
 
 class Clock:

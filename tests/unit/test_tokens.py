@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey
 
+from shared.jwt.tokens import InvalidTokenError, TokenService, ensure_signing_key
 from shared.settings import ConfigurationError, Settings
-from shared.tokens import InvalidTokenError, TokenService, ensure_signing_key
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.openapi_types import API, ID, Operation, Param, Response
+from shared.openapi.types import API, ID, Operation, Param, Response
 from shared.schemas import (
     AttachmentCreate,
     AttachmentDownload,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.openapi_types import API, ID, Operation, Param, Response
+from shared.openapi.types import API, ID, Operation, Param, Response
 from shared.schemas import ChatCreate, ChatOut, ChatUpdate, MemberOut, MembersAdd, MembersOut
 
 # Mirrors the seed's examples (section 3), with the fields Parley adds.

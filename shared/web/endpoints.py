@@ -17,9 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from shared.routes import allowed_methods
-from shared.sessions import EndedSessions
-from shared.tokens import InvalidTokenError, TokenClaims, TokenService
+from shared.jwt.tokens import InvalidTokenError, TokenClaims, TokenService
+from shared.openapi.methods import allowed_methods
+from shared.postgres.sessions import EndedSessions
 
 log = logging.getLogger("parley.http")
 M = TypeVar("M", bound=BaseModel)

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.cors import EXPOSED_HEADERS, REQUEST_HEADERS
-from shared.openapi_operations import OPERATIONS
+from shared.openapi.operations import OPERATIONS
 from shared.settings import Settings
 
 REQUESTS = Counter("parley_http_requests_total", "HTTP requests", ["service", "method", "status"])

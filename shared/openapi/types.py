@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,14 @@ class Operation:
     description: str = ""
     request_example: Any = None  # defaults to the request model's first `examples` entry
     operation_id: str = ""  # defaults to method + path
+
+    @property
+    def id(self) -> str:
+        """`operation_id`, or one made of the method and the path: `get_chats_chat_id`."""
+        if self.operation_id:
+            return self.operation_id
+        path = re.sub(r"[^A-Za-z0-9]+", "_", self.path.removeprefix(API)).strip("_")
+        return f"{self.method.lower()}_{path}"
 
     @property
     def is_write(self) -> bool:

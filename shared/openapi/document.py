@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
-from shared.openapi_operations import OPERATIONS, TAGS
-from shared.openapi_types import API, ID, Operation, Param, Response
+from shared.openapi.operations import OPERATIONS, TAGS
+from shared.openapi.types import API, ID, Operation, Param, Response
 from shared.schemas import ErrorOut
 
 __all__ = ["OPERATIONS", "Operation", "Param", "Response", "build_openapi"]
@@ -183,7 +183,7 @@ def _operation(op: Operation, refs: dict[SchemaKey, Any],
                schemas: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "tags": [op.tag], "summary": op.summary,
-        "operationId": op.operation_id or _operation_id(op),
+        "operationId": op.id,
     }
     if op.description:
         out["description"] = op.description
@@ -195,11 +195,6 @@ def _operation(op: Operation, refs: dict[SchemaKey, Any],
                         for status, spec in _responses(op).items()}
     out["security"] = [{BEARER: []}] if op.auth else []
     return out
-
-
-def _operation_id(op: Operation) -> str:
-    path = op.path.removeprefix(API)
-    return f"{op.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}"
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:

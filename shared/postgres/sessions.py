@@ -14,7 +14,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from shared.tokens import TokenClaims
+from shared.jwt.tokens import TokenClaims
 
 CACHE_SIZE = 10_000
 

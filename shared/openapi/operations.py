@@ -1,14 +1,14 @@
 """The public API as a declarative table: one `Operation` per route, read by `shared.openapi`.
 
-The vocabulary is in `shared.openapi_types`; the chat, message and attachment operations are in
-`shared.openapi_chats` and `shared.openapi_messages`.
+The vocabulary is in `shared.openapi.types`; the chat, message and attachment operations are in
+`shared.openapi.chats` and `shared.openapi.messages`.
 """
 
 from __future__ import annotations
 
-from shared.openapi_chats import CHATS
-from shared.openapi_messages import ATTACHMENTS, MESSAGES
-from shared.openapi_types import API, Operation, Response
+from shared.openapi.chats import CHATS
+from shared.openapi.messages import ATTACHMENTS, MESSAGES
+from shared.openapi.types import API, Operation, Response
 from shared.schemas import (
     LoginRequest,
     PublicUser,

@@ -2,8 +2,9 @@
 
 uvicorn 0.54 with `--workers N > 1` hands the listening socket to its workers in a way that
 leaves asyncio unable to recognise it as TCP, so accepted connections keep Nagle's algorithm
-and every reused keep-alive connection waits ~40 ms (uvicorn issue #3149). Passing this class
-as `--http parley.http:NoDelayHttpProtocol` sets the option ourselves; harmless with 1 worker.
+and every reused keep-alive connection waits ~40 ms (uvicorn issue #3149). Passing this
+class as `--http parley.uvicorn_protocol:NoDelayHttpProtocol` sets the option ourselves;
+harmless with 1 worker.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from shared.openapi_operations import OPERATIONS
+from shared.openapi.operations import OPERATIONS
 
 _PARAM = re.compile(r"\{[^}/]+\}")
 

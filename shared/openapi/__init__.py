@@ -1,0 +1,1 @@
+"""The OpenAPI document of the public API: operations by resource, shared types, the builder."""

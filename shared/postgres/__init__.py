@@ -1,0 +1,1 @@
+"""PostgreSQL read-model adapters every service uses: log positions and ended sessions."""

@@ -1,0 +1,1 @@
+"""S3-compatible object storage (MinIO, SeaweedFS): presigned uploads and downloads."""

@@ -1,0 +1,1 @@
+"""Starlette: what every endpoint and service process needs (bodies, errors, auth, metrics)."""
