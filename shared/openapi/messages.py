@@ -90,18 +90,28 @@ MESSAGES: list[Operation] = [
         query=[
             Param("chat_id", schema=ID, required=True, description="The chat."),
             Param("before_id", schema=ID,
-                  description="Page back: only messages with a smaller id (the last id of "
-                              "the previous page)."),
+                  description="Page back: the `limit` messages just before this id (the last "
+                              "id of the previous page)."),
+            Param("after_id", schema=ID,
+                  description="Page forward: the `limit` messages just after this id (the "
+                              "first id of the previous page), still newest first."),
+            Param("around_id", schema=ID,
+                  description="The page around this id (opening a chat at a message, say its "
+                              "first unread): that message if it exists and at most `limit` "
+                              "in all, split evenly before and after it."),
             Param("limit", schema={**ID, "default": 50},
                   description="Page size, default 50; values above 100 are treated as 100."),
         ],
         description="Messages of a chat the caller is a member of, newest (highest id) first. "
-                    "An empty page means there are no older messages.",
+                    "Without an anchor, the newest page. At most one of `before_id`, "
+                    "`after_id` and `around_id`. An empty page means there is nothing further "
+                    "that way.",
         responses={
             200: Response("The page.", list[MessageOut],
                           example=[VOICE_MESSAGE_EXAMPLE, TEXT_MESSAGE_EXAMPLE]),
-            400: "`chat_id` missing, or `chat_id`, `before_id` or `limit` not a positive "
-                 "integer, or `X-Min-Position` not a non-negative integer.",
+            400: "`chat_id` missing; `chat_id`, `before_id`, `after_id`, `around_id` or "
+                 "`limit` not a positive integer; more than one of `before_id`, `after_id` "
+                 "and `around_id`; or `X-Min-Position` not a non-negative integer.",
             403: "The caller is not a member of the chat.",
             404: "No such chat, or it was deleted.",
         }),
