@@ -12,18 +12,20 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from parley.stack import Stack
-from shared.settings import Settings
-from shared.storage import (
-    CONTENT_DISPOSITION,
+from domain.uploads import (
     MAX_FILENAME_CHARS,
-    PresignedUpload,
-    Storage,
-    StoredObject,
     UploadRefusedError,
     content_type_allowed,
     object_key,
     safe_filename,
+)
+from parley.stack import Stack
+from shared.settings import Settings
+from shared.storage import (
+    CONTENT_DISPOSITION,
+    PresignedUpload,
+    Storage,
+    StoredObject,
 )
 
 # minio's PostPolicy.form_data calls datetime.utcnow(), deprecated since Python 3.12
