@@ -12,10 +12,8 @@ from shared.schemas import MessageCreate, MessageEdit, MessageOut
 
 
 def message_out(message: Message) -> MessageOut:
-    return MessageOut(id=message.number, chat_id=message.chat, author_id=message.author,
-                      type=message.type, content=message.content, payload=message.payload,
-                      ts=message.created_on,
-                      edited_at=message.modified_on if message.edited else None)
+    return MessageOut.of(message, message.created_on,
+                         message.modified_on if message.edited else None)
 
 
 async def post_message(request: Request) -> Response:

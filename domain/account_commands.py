@@ -63,12 +63,6 @@ class AccountCommands(EventStoreApp):
         except AggregateNotFoundError:
             return None
 
-    def get_user(self, number: int) -> User | None:
-        try:
-            return self.repository.get(User.create_id(number))
-        except AggregateNotFoundError:
-            return None
-
     def authenticate(self, email: str, password: str, passwords: Passwords) -> User:
         """The account these credentials open, its hash upgraded if the hasher's cost rose.
 

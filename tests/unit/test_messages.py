@@ -11,8 +11,9 @@ import pytest
 
 from domain.app import Claim, Parley
 from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
-from domain.message import check_postable
+from domain.message import Message, check_postable
 from domain.uploads import StoredUpload, UploadPolicy
+from shared.schemas import MessageOut
 
 _keys = itertools.count()
 VOICE_FIELDS = "A voice message needs a payload (attachment_id, duration_ms, codec) and no content"
@@ -117,3 +118,18 @@ def test_a_voice_message_cannot_carry_someone_elses_attachment(app: Parley, chat
         with pytest.raises(InvalidCommandError, match="Unknown attachment"):
             app.post_message(claim(2), 2, chat, "voice", None, voice(attachment_id),
                              holding(Stored(10, "audio/opus")))
+
+
+def test_the_message_shape_is_one_mapping_from_aggregate_and_events(app: Parley,
+                                                                     chat: int) -> None:
+    posted = app.post_message(claim(2), 2, chat, "text", "hi", None).value
+    edited = app.edit_message(claim(2), 2, posted.number, "hello").value
+    first, second = app.events.get(edited.id)
+    assert isinstance(first, Message.Posted) and isinstance(second, Message.Edited)
+    out = MessageOut.of(edited, edited.created_on, edited.modified_on)
+    assert out == MessageOut(id=posted.number, chat_id=chat, author_id=2, type="text",
+                             content="hello", payload=None, ts=first.timestamp,
+                             edited_at=second.timestamp)
+    assert MessageOut.of(second, second.posted_at, second.timestamp) == out
+    assert MessageOut.of(first, first.timestamp) == out.model_copy(
+        update={"content": "hi", "edited_at": None})
