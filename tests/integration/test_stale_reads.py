@@ -116,7 +116,7 @@ def test_a_post_whose_chat_changed_harmlessly_still_goes_through(
     assert message.content == "still welcome"
 
 
-# -- chats kept in memory for posting (domain.chat_commands.ChatCache) --------------------------
+# -- chats kept in memory for posting (domain.chat_cache.ChatCache) -----------------------------
 
 def post(app: Parley, author: int, chat: int, text: str) -> Message:
     return app.run_command(app.post_message, Claim(f"user:{author}", text, "fp"), author, chat,

@@ -10,7 +10,7 @@ import pytest
 from command_api.answers import answer
 from domain.app import Claim, Parley
 from domain.chat import Chat, title_seen_by
-from domain.chat_commands import ChatCache
+from domain.chat_cache import ChatCache
 from domain.errors import (
     ForbiddenError,
     IdempotencyConflictError,
