@@ -16,6 +16,7 @@ from command_api.buckets import WriteBuckets
 from command_api.context import COMMAND_EXCEPTION_HANDLERS, Context
 from command_api.throttle import LoginThrottle, RegistrationLimit
 from domain.app import Parley
+from domain.uploads import UploadPolicy
 from shared.jwt.tokens import TokenService
 from shared.postgres.positions import PositionWaiter
 from shared.postgres.sessions import EndedSessions
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         parley = await run_in_threadpool(Parley, settings.eventsourcing_env())
         parley.idempotency_ttl = settings.idempotency_ttl
+        parley.uploads = UploadPolicy(settings.upload_content_types, settings.upload_max_bytes)
         pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=8, open=False,
                                    kwargs=AUTOCOMMIT)
         await pool.open(wait=True)
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                           settings.register_max_per_address)
         await registrations.create_tables()
         storage = Storage(settings) if settings.s3_endpoint else None
-        ctx = Context(settings=settings, app=parley, tokens=TokenService(settings),
+        ctx = Context(settings=settings, commands=parley, tokens=TokenService(settings),
                       throttle=throttle, waiter=waiter, sessions=EndedSessions(pool),
                       fingerprint_secret=secret, storage=storage,
                       registrations=registrations, writes=writes, proxies=proxies)

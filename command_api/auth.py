@@ -8,12 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from command_api import passwords
 from command_api.context import Context, client_address, context
 from command_api.idempotency import claim_for
-from command_api.passwords import hash_password, needs_rehash, verify_password
 from domain.errors import (
     ConcurrentRefreshError,
     EmailAlreadyRegisteredError,
+    InvalidCredentialsError,
     RefreshTokenReusedError,
     SessionRevokedError,
 )
@@ -30,7 +31,6 @@ from shared.schemas import (
 from shared.web.endpoints import RETRY_AFTER_SECONDS, ApiError, parse_body, read_json, validate
 
 ANONYMOUS = "anonymous"  # register/login keys are scoped by the key alone (CONTRACT.md)
-INVALID_CREDENTIALS = "Invalid email or password"
 
 
 def _token_pair(ctx: Context, user_id: int, session_id: str, refresh_id: str) -> TokenPair:
@@ -44,15 +44,15 @@ async def register(request: Request) -> Response:
     raw = await read_json(request)
     claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
     body = validate(RegisterRequest, raw)
-    await ctx.run(ctx.app.check_claim, claim)
+    await ctx.run(ctx.commands.check_claim, claim)
     if ctx.registrations is not None:  # counted before the 19 MiB hash, whatever follows
         attempt = await ctx.registrations.attempt(client_address(request))
         if attempt.wait:
             raise ApiError(429, "Too many registrations from this address; try again later",
                            headers={"Retry-After": str(attempt.wait)})
-    password_hash = await run_in_threadpool(hash_password, body.password)
+    password_hash = await run_in_threadpool(passwords.hash_password, body.password)
     try:
-        outcome = await ctx.run(ctx.app.register_user, claim, body.email, password_hash,
+        outcome = await ctx.run(ctx.commands.register_user, claim, body.email, password_hash,
                                 body.display_name, body.avatar_url, _new_token_id())
     except EmailAlreadyRegisteredError as exc:
         raise ApiError(400, str(exc)) from None
@@ -62,7 +62,7 @@ async def register(request: Request) -> Response:
         user=UserOut(id=user.number, email=user.email, display_name=user.display_name,
                      avatar_url=user.avatar_url, created_at=user.registered_at),
         tokens=tokens)
-    return await ctx.written(outcome.position, 201, out, location=f"/api/v1/users/{user.number}")
+    return await ctx.respond(outcome, out)
 
 
 async def login(request: Request) -> Response:
@@ -71,25 +71,21 @@ async def login(request: Request) -> Response:
     claim = claim_for(request, ANONYMOUS, raw, ctx.fingerprint_secret)
     body = validate(LoginRequest, raw)
     address = client_address(request)
-    await ctx.run(ctx.app.check_claim, claim)
+    await ctx.run(ctx.commands.check_claim, claim)
     # counted as a failure before the verify, in one step with the check: concurrent guesses
     # queue for the count instead of all passing it; a success takes its count back
     attempt = await ctx.throttle.attempt(body.email, address)
     if attempt.wait:
         raise ApiError(429, "Too many failed login attempts; try again later",
                        headers={"Retry-After": str(attempt.wait)})
-    user = await run_in_threadpool(ctx.app.find_user_by_email, body.email)
-    ok = await run_in_threadpool(verify_password, user.password_hash if user else None,
-                                 body.password)
-    if user is None or not ok:
-        raise ApiError(401, INVALID_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
+    try:
+        user = await ctx.run(ctx.commands.authenticate, body.email, body.password, passwords)
+    except InvalidCredentialsError as exc:
+        raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     await ctx.throttle.succeeded(body.email, address, attempt)
-    if needs_rehash(user.password_hash):
-        await run_in_threadpool(ctx.app.rehash_password, user,
-                                await run_in_threadpool(hash_password, body.password))
-    outcome = await ctx.run(ctx.app.start_session, claim, user.number, _new_token_id())
+    outcome = await ctx.run(ctx.commands.start_session, claim, user.number, _new_token_id())
     tokens = _token_pair(ctx, user.number, str(outcome.value.id), outcome.value.token_id)
-    return await ctx.written(outcome.position, 200, tokens, wait=False)
+    return await ctx.respond(outcome, tokens, wait=False)
 
 
 async def _verified_refresh(request: Request, ctx: Context) -> TokenClaims:
@@ -108,10 +104,10 @@ async def refresh(request: Request) -> Response:
     claims = await _verified_refresh(request, ctx)
     assert claims.session_id is not None
     session_id = session_id_from(claims.session_id)
-    if await run_in_threadpool(ctx.app.get_session, session_id) is None:
+    if await run_in_threadpool(ctx.commands.get_session, session_id) is None:
         raise ApiError(401, "Invalid or expired refresh token")
     try:
-        outcome = await ctx.run(ctx.app.rotate_session, session_id, claims.token_id,
+        outcome = await ctx.run(ctx.commands.rotate_session, session_id, claims.token_id,
                                 _new_token_id())
     except RefreshTokenReusedError:
         raise ApiError(401, "Refresh token reuse detected; the session was revoked") from None
@@ -119,7 +115,7 @@ async def refresh(request: Request) -> Response:
         raise ApiError(401, f"Invalid refresh token: {exc}") from None
     session = outcome.value
     tokens = _token_pair(ctx, claims.user_id, str(session.id), session.token_id)
-    return await ctx.written(outcome.position, 200, tokens, wait=False)
+    return await ctx.respond(outcome, tokens, wait=False)
 
 
 async def logout(request: Request) -> Response:
@@ -129,10 +125,11 @@ async def logout(request: Request) -> Response:
     ctx = context(request)
     claims = await _verified_refresh(request, ctx)
     assert claims.session_id is not None
-    position = await ctx.run(ctx.app.revoke_session, session_id_from(claims.session_id), "logout")
+    position = await ctx.run(ctx.commands.revoke_session, session_id_from(claims.session_id),
+                             "logout")
     # None: revoked before (logging out twice is fine), maybe by a request not projected yet,
     # so the read models must reach everything in the log now
-    target = position if position is not None else await run_in_threadpool(ctx.app.log_head)
+    target = position if position is not None else await run_in_threadpool(ctx.commands.log_head)
     if ctx.settings.consistency_timeout > 0:
         await ctx.waiter.wait_for(target, ctx.settings.consistency_timeout)
     if not await ctx.sessions.session_ended(claims.session_id):

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from command_api.answers import answer, response_location
 from command_api.buckets import WriteBuckets
 from command_api.idempotency import claim_for
 from command_api.throttle import LoginThrottle, RegistrationLimit
@@ -21,8 +22,9 @@ from domain.errors import (
     InvalidCommandError,
     NotFoundError,
 )
-from domain.recorder import StaleReadError
-from domain.store import Claim
+from domain.eventstore.idempotency import Claim
+from domain.eventstore.recorder import StaleReadError
+from domain.outcomes import Change, Outcome
 from shared.jwt.tokens import TokenService
 from shared.postgres.positions import PositionWaiter
 from shared.postgres.sessions import EndedSessions
@@ -46,10 +48,10 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass
 class Context:
-    """The process's event-store application, token service, limits and position waiter."""
+    """The process's domain application (`commands`), token service, limits and waiter."""
 
     settings: Settings
-    app: Parley
+    commands: Parley
     tokens: TokenService
     throttle: LoginThrottle
     waiter: PositionWaiter
@@ -64,11 +66,11 @@ class Context:
     async def run(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous eventsourcing command off the event loop; map domain errors."""
         try:
-            return await run_in_threadpool(self.app.run_command, command, *args, **kwargs)
+            return await run_in_threadpool(self.commands.run_command, command, *args, **kwargs)
         except IdempotencyConflictError as exc:
-            headers = {"Location": exc.location} if exc.location else None
-            raise ApiError(409, exc.detail, headers=headers,
-                           original_status=exc.original_status) from None
+            status, location = exc.answer or (None, None)
+            headers = {"Location": location} if location else None
+            raise ApiError(409, exc.detail, headers=headers, original_status=status) from None
         except InvalidCommandError as exc:
             raise ApiError(400, str(exc)) from None
         except ForbiddenError as exc:
@@ -96,19 +98,25 @@ class Context:
         claim = claim_for(request, f"user:{user}", raw, self.fingerprint_secret)
         return user, claim, validate(model, raw)
 
-    async def bodiless_caller(self, request: Request) -> tuple[int, Claim]:
-        """As `caller`, for DELETE requests without a body."""
+    async def delete_caller(self, request: Request) -> tuple[int, Claim]:
+        """As `caller`, for DELETE requests (they carry no body)."""
         user = await self.writer(request)
         return user, claim_for(request, f"user:{user}", None, self.fingerprint_secret)
 
-    async def written(self, position: int, status: int, body: BaseModel | None = None,
-                      location: str | None = None, wait: bool = True) -> Response:
-        """Answer a write: `X-Event-Position`, after the read models caught up (bounded)."""
-        headers = {"X-Event-Position": str(position)}
+    async def respond(self, outcome: Outcome[Any], body: BaseModel | None = None,
+                      wait: bool = True) -> Response:
+        """Answer a command: status and Location from what it did (`command_api/answers.py`),
+        `X-Event-Position`, after the read models caught up with it (bounded). `wait=False`
+        for writes no read model shows to the caller (sessions)."""
+        status, _ = answer(outcome.effect)
+        headers = {"X-Event-Position": str(outcome.position)}
+        location = response_location(outcome.effect)
         if location:
             headers["Location"] = location
+        wait = wait and outcome.effect.change is not Change.FOUND  # nothing written to wait for
         if wait and self.settings.consistency_timeout > 0:
-            caught_up = await self.waiter.wait_for(position, self.settings.consistency_timeout)
+            caught_up = await self.waiter.wait_for(outcome.position,
+                                                   self.settings.consistency_timeout)
             headers["X-Consistency"] = "read-your-writes" if caught_up else "pending"
         if body is None:
             return Response(status_code=status, headers=headers)
@@ -139,7 +147,7 @@ async def handle_refusal(request: Request, exc: Exception) -> Response:
     if claim is not None and exc.status in REFUSALS:
         ctx = context(request)
         try:
-            await ctx.run(ctx.app.check_claim, claim)
+            await ctx.run(ctx.commands.check_claim, claim)
         except ApiError as conflict:
             if conflict.status != 409:
                 raise

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from command_api.answers import answer
 from domain.app import Claim
 from shared.schemas import check_text
 from shared.web.endpoints import ApiError
@@ -30,7 +31,8 @@ def claim_for(request: Request, scope: str, body: Any, secret: bytes) -> Claim:
         check_text(values[0])  # read as latin-1: C1 controls may arrive (strip() eats U+0085)
     except ValueError as exc:
         raise ApiError(400, f"Idempotency-Key {exc}") from None
-    claim = Claim(scope=scope, key=key, fingerprint=fingerprint(request, body, secret))
+    claim = Claim(scope=scope, key=key, fingerprint=fingerprint(request, body, secret),
+                  answer_for=answer)
     request.state.claim = claim  # a refusal of this request checks it (context.py)
     return claim
 

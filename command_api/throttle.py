@@ -18,7 +18,7 @@ from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
-from domain.store import SCHEMA_LOCK
+from domain.eventstore.schema import SCHEMA_LOCK
 
 # pg_advisory_xact_lock(int4, int4): the two-key form is a key space of its own, apart from the
 # bigint keys of the schema, append and batch locks (tests/unit/test_advisory_locks.py).

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from domain.accounts import AccountCommands
-from domain.chats import ChatCommands
-from domain.store import Claim, Outcome
+from domain.account_commands import AccountCommands
+from domain.chat_commands import ChatCommands
+from domain.eventstore.idempotency import Claim
+from domain.outcomes import Outcome
 
 __all__ = ["Claim", "Outcome", "Parley"]
 

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
 from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
+
+
+def title_seen_by(viewer: int, title: str | None, is_group: bool, members: Sequence[int],
+                  name_of: Callable[[int], str | None]) -> str | None:
+    """A chat's title as `viewer` sees it: a direct chat without one shows the other member's
+    name (`name_of` a user number: their display name). REST answers (command and query API)
+    and live `chat.created` frames (gateway/titles.py) all apply it."""
+    if is_group or title is not None:
+        return title
+    other = next((m for m in members if m != viewer), viewer)
+    return name_of(other)
 
 
 class Chat(Aggregate):

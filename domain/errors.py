@@ -30,12 +30,10 @@ class ConcurrentRefreshError(DomainError):
 class IdempotencyConflictError(DomainError):
     """The Idempotency-Key was already used (or is in use) by this caller."""
 
-    def __init__(self, detail: str, original_status: int | None = None,
-                 location: str | None = None) -> None:
+    def __init__(self, detail: str, answer: tuple[int, str | None] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.original_status = original_status
-        self.location = location
+        self.answer = answer  # how the completed request was answered (its key's record)
 
 
 class InvalidCommandError(DomainError):

@@ -14,6 +14,19 @@ from domain.errors import ForbiddenError, InvalidCommandError
 TEXT, VOICE, SYSTEM = "text", "voice", "system"
 
 
+def check_postable(type: str, content: str | None, payload: dict[str, Any] | None) -> None:
+    """What a client may post: text with content and no payload, voice with a payload and no
+    content; system messages are the server's own (`ChatCommands` writes them)."""
+    if type == SYSTEM:
+        raise ForbiddenError("System messages are written by the server only")
+    if type == TEXT:
+        if not content or not content.strip() or payload is not None:
+            raise InvalidCommandError("A text message needs non-empty content and no payload")
+    elif payload is None or content is not None:
+        raise InvalidCommandError("A voice message needs a payload (attachment_id, duration_ms,"
+                                  " codec) and no content")
+
+
 class Message(Aggregate):
     """A text, voice or system message in one chat."""
 

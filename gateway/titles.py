@@ -1,7 +1,7 @@
 """A direct chat's title in its live `chat.created` frame, per viewer, as `GET /chats` shows it.
 
 A direct chat has no title of its own: each member sees the other's display name
-(`shared.schemas.shown_title`). The event, and so the published payload, names only the member
+(`domain.chat.title_seen_by`). The event, and so the published payload, names only the member
 ids, and one payload goes to both members; the gateway renders the frame once per member here,
 before it is dispatched or replayed. Display names never change once registered, so they are
 kept in a bounded cache.
@@ -15,8 +15,8 @@ from collections import OrderedDict
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from domain.chat import title_seen_by
 from gateway.protocol import Frame
-from shared.schemas import shown_title
 
 log = logging.getLogger("parley.gateway")
 CHAT_CREATED = "chat.created"
@@ -43,8 +43,7 @@ class DirectChatTitles:
             log.warning("no names for direct chat %s: %s", data.get("id"), exc)
             return frame
         return frame.for_viewers({
-            viewer: {**data, "title": shown_title(None, False, next(
-                (names.get(m) for m in members if m != viewer), None))}
+            viewer: {**data, "title": title_seen_by(viewer, None, False, members, names.get)}
             for viewer in members})
 
     async def _names_of(self, users: list[int]) -> dict[int, str]:

@@ -22,7 +22,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTracking
 from psycopg import Cursor
 
 from domain.app import Parley
-from domain.store import schema_lock
+from domain.eventstore.schema import schema_lock
 from projectors.base import Projection
 from projectors.errors import forget_skipped, record_error
 from projectors.replay import REPLAY_BATCH, LogReader, LogSlice, RawSlice, wanted_types

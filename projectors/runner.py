@@ -30,7 +30,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTracking
 from psycopg import Cursor
 
 from domain.app import Parley
-from domain.store import schema_lock
+from domain.eventstore.schema import schema_lock
 from projectors.attachments import AttachmentsProjection
 from projectors.base import Projection
 from projectors.chats import ChatsProjection

@@ -8,21 +8,25 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.chat import title_seen_by
 from query_api.access import check_member
 from query_api.context import reader
-from shared.schemas import ChatOut, MemberOut, shown_title
+from shared.schemas import ChatOut, MemberOut
 from shared.web.endpoints import int_param, json_response, rows_as
 
-# With the other member's name, for a direct chat's title (`shown_title`).
-CHAT_COLUMNS = """c.id, c.title, (
-        SELECT u.display_name FROM chat_members o JOIN users u ON u.id = o.user_id
+# With another member and their name, for a direct chat's title (`title_seen_by`).
+CHAT_COLUMNS = """c.id, c.title, other.id AS other_id, other.display_name AS other_name,
+    c.is_group, c.created_at, c.creator_id, c.last_activity_at"""
+OTHER_MEMBER = """LEFT JOIN LATERAL (
+        SELECT u.id, u.display_name FROM chat_members o JOIN users u ON u.id = o.user_id
         WHERE o.chat_id = c.id AND o.user_id <> %(viewer)s ORDER BY o.user_id LIMIT 1
-    ) AS other_name, c.is_group, c.created_at, c.creator_id, c.last_activity_at"""
+    ) other ON NOT c.is_group"""
 
 
-def _chat_out(row: dict[str, Any]) -> ChatOut:
-    other_name = row.pop("other_name")
-    row["title"] = shown_title(row["title"], row["is_group"], other_name)
+def _chat_out(row: dict[str, Any], viewer: int) -> ChatOut:
+    other, name = row.pop("other_id"), row.pop("other_name")
+    row["title"] = title_seen_by(viewer, row["title"], row["is_group"],
+                                 [other] if other is not None else [], {other: name}.get)
     return ChatOut.model_construct(**row)
 
 
@@ -32,10 +36,11 @@ async def list_chats(request: Request) -> Response:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             f"SELECT {CHAT_COLUMNS} FROM chat_members m JOIN chats c ON c.id = m.chat_id"
+            f" {OTHER_MEMBER}"
             " WHERE m.user_id = %(viewer)s AND c.deleted_at IS NULL"
             " ORDER BY c.last_activity_at DESC, c.id DESC", {"viewer": claims.user_id})
         rows = await cur.fetchall()
-    return json_response([_chat_out(row) for row in rows])
+    return json_response([_chat_out(row, claims.user_id) for row in rows])
 
 
 async def get_chat(request: Request) -> Response:
@@ -44,11 +49,11 @@ async def get_chat(request: Request) -> Response:
     async with ctx.pool.connection() as conn:
         await check_member(conn, chat_id, claims.user_id)
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = %(chat)s",
-                          {"viewer": claims.user_id, "chat": chat_id})
+        await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c {OTHER_MEMBER}"
+                          " WHERE c.id = %(chat)s", {"viewer": claims.user_id, "chat": chat_id})
         row = await cur.fetchone()
     assert row is not None  # a member's chat: check_member found it
-    return json_response(_chat_out(row))
+    return json_response(_chat_out(row, claims.user_id))
 
 
 async def list_members(request: Request) -> Response:

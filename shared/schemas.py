@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
 from pydantic import (
@@ -182,17 +182,8 @@ class MembersAdd(Input):
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)]
 
 
-def shown_title(title: str | None, is_group: bool, other_name: str | None) -> str | None:
-    """A chat's title as one member sees it: a direct chat has no title of its own and shows
-    the other member's display name. The one statement of the rule: REST answers and live
-    `chat.created` frames all apply it."""
-    if is_group or title is not None:
-        return title
-    return other_name
-
-
 class ChatOut(Output):
-    """A chat as its members see it (a direct chat's title: `shown_title`)."""
+    """A chat as its members see it (a direct chat's title: `domain.chat.title_seen_by`)."""
 
     id: int
     title: str | None
@@ -258,6 +249,32 @@ class MessageOut(Output):
     payload: dict[str, Any] | None
     ts: Timestamp
     edited_at: Timestamp | None = None
+
+    @classmethod
+    def of(cls, message: MessageFields, ts: datetime,
+           edited_at: datetime | None = None) -> MessageOut:
+        """From the domain's names: the `Message` aggregate and its `Posted`/`Edited` events
+        all carry them, so the command API and the live payloads map them here, once."""
+        return cls(id=message.number, chat_id=message.chat, author_id=message.author,
+                   type=message.type, content=message.content, payload=message.payload,
+                   ts=ts, edited_at=edited_at)
+
+
+class MessageFields(Protocol):
+    """A message as the domain names its fields (aggregate and events alike)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def chat(self) -> int: ...
+    @property
+    def author(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def content(self) -> str | None: ...
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
 
 
 # -- attachments ---------------------------------------------------------------------------

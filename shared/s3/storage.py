@@ -8,13 +8,9 @@ touch the network, through the internal endpoint.
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
-from uuid import UUID
 
 import certifi
 import urllib3
@@ -22,15 +18,12 @@ from minio import Minio
 from minio.datatypes import PostPolicy
 from minio.error import S3Error
 
+from domain.uploads import UploadRefusedError, content_type_allowed, normalize_content_type
 from shared.settings import ConfigurationError, Settings
 
 # Every upload is stored with this header and must send it as a form field: the policy pins it,
 # because SeaweedFS stores unsigned Content-Disposition/Cache-Control/... fields as object headers.
 CONTENT_DISPOSITION = "attachment"
-MAX_FILENAME_CHARS = 120
-_MAX_EXTENSION_CHARS = 16
-# RFC 6838 restricted-name, lowercased: a bare type/subtype, no parameters, no whitespace
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
 
 
@@ -49,51 +42,6 @@ class StoredObject:
 
     size: int
     content_type: str
-
-
-class UploadRefusedError(ValueError):
-    """The upload request cannot be honoured (content type not allowed, unusable filename...)."""
-
-
-def normalize_content_type(content_type: str) -> str | None:
-    """Lowercased bare `type/subtype`, or None if malformed or carrying parameters."""
-    value = content_type.strip().lower()
-    return value if _MEDIA_TYPE.fullmatch(value) else None
-
-
-def content_type_allowed(content_type: str, patterns: Sequence[str]) -> bool:
-    """True if a bare type/subtype matches an entry like "audio/opus", "audio/*" or "*/*"."""
-    value = normalize_content_type(content_type)
-    if value is None:  # parameters ("; codecs=opus") are refused: the policy binds exact strings
-        return False
-    major = value.split("/", 1)[0]
-    for pattern in (p.strip().lower() for p in patterns):
-        if pattern in ("*", "*/*", value) or pattern == f"{major}/*":
-            return True
-    return False
-
-
-def safe_filename(filename: str) -> str:
-    """Basename without control/format chars, NFC, at most 120 chars keeping the extension."""
-    name = unicodedata.normalize("NFC", filename)
-    name = re.split(r"[/\\]", name)[-1]
-    name = "".join(" " if unicodedata.category(c)[0] == "Z" else c for c in name
-                   if unicodedata.category(c)[0] != "C")  # drop control/format (bidi) chars
-    name = unicodedata.normalize("NFC", " ".join(name.split())).strip(". ")  # no "..", ".x"
-    if len(name) > MAX_FILENAME_CHARS:
-        stem, dot, ext = name.rpartition(".")
-        if dot and stem and len(ext) <= _MAX_EXTENSION_CHARS:
-            name = stem[: MAX_FILENAME_CHARS - len(ext) - 1].rstrip(". ") + "." + ext
-        else:
-            name = name[:MAX_FILENAME_CHARS].rstrip(". ")
-    if not name:
-        raise UploadRefusedError(f"unusable filename {filename!r}")
-    return name
-
-
-def object_key(attachment_id: UUID, filename: str) -> str:
-    """The object key of an attachment: "<attachment_id>/<safe filename>"."""
-    return f"{attachment_id}/{safe_filename(filename)}"
 
 
 def _aware(now: datetime | None) -> datetime:

@@ -68,7 +68,7 @@ def test_text_with_nul_stored_by_an_older_version_projects_and_replays(
     assert query(settings, "SELECT content FROM messages WHERE id = %s", (message.number,)) == \
         [("\ufffdedited",)]
     # the aggregates read the same text as the read models
-    assert app.get_user(eve).display_name == "Eve\ufffdNull"
+    assert app.repository.get(User.create_id(eve)).display_name == "Eve\ufffdNull"
 
     swapped = Rebuild(settings, live_projections(), app=app).run()
     assert set(swapped) == {p.name for p in live_projections()}

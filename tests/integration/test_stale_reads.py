@@ -17,9 +17,9 @@ import pytest
 from domain.app import Claim, Parley
 from domain.chat import Chat
 from domain.errors import ForbiddenError, NotFoundError
+from domain.eventstore.application import STALE_RETRIES
+from domain.eventstore.recorder import StaleReadError
 from domain.message import Message
-from domain.recorder import StaleReadError
-from domain.store import STALE_RETRIES
 from shared.settings import Settings
 
 
@@ -116,7 +116,7 @@ def test_a_post_whose_chat_changed_harmlessly_still_goes_through(
     assert message.content == "still welcome"
 
 
-# -- chats kept in memory for posting (domain.chats.ReadChats) --------------------------------
+# -- chats kept in memory for posting (domain.chat_cache.ChatCache) -----------------------------
 
 def post(app: Parley, author: int, chat: int, text: str) -> Message:
     return app.run_command(app.post_message, Claim(f"user:{author}", text, "fp"), author, chat,

@@ -12,17 +12,19 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from parley.stack import Stack
-from shared.s3.storage import (
-    CONTENT_DISPOSITION,
+from domain.uploads import (
     MAX_FILENAME_CHARS,
-    PresignedUpload,
-    Storage,
-    StoredObject,
     UploadRefusedError,
     content_type_allowed,
     object_key,
     safe_filename,
+)
+from parley.stack import Stack
+from shared.s3.storage import (
+    CONTENT_DISPOSITION,
+    PresignedUpload,
+    Storage,
+    StoredObject,
 )
 from shared.settings import Settings
 

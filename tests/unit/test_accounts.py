@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from command_api.answers import answer
 from domain.app import Claim, Parley
 from domain.errors import (
     EmailAlreadyRegisteredError,
     IdempotencyConflictError,
+    InvalidCredentialsError,
     RefreshTokenReusedError,
     SessionRevokedError,
 )
@@ -19,7 +21,7 @@ def app() -> Parley:
 
 
 def claim(key: str, body: str = "body") -> Claim:
-    return Claim(scope="anonymous", key=key, fingerprint=body)
+    return Claim(scope="anonymous", key=key, fingerprint=body, answer_for=answer)
 
 
 def register(app: Parley, key: str, email: str = "Ann@Example.com", body: str = "body"):
@@ -46,11 +48,10 @@ def test_replayed_key_reports_the_original_outcome(app: Parley) -> None:
     register(app, "k1")
     with pytest.raises(IdempotencyConflictError) as info:
         register(app, "k1", email="other@example.com", body="other body")
-    assert info.value.original_status is None  # different body: a different request
+    assert info.value.answer is None  # different body: a different request
     with pytest.raises(IdempotencyConflictError) as info:
         register(app, "k1")
-    assert info.value.original_status == 201
-    assert info.value.location == "/api/v1/users/1"
+    assert info.value.answer == (201, "/api/v1/users/1")
 
 
 def test_rejected_request_does_not_consume_the_key(app: Parley) -> None:
@@ -99,3 +100,48 @@ def test_expired_key_taken_over_by_a_different_request(app: Parley) -> None:
     app.run_command(register, app, "k1")
     outcome = app.run_command(register, app, "k1", email="bob@example.com", body="other")
     assert outcome.value[0].email == "bob@example.com"
+
+
+class PlainPasswords:
+    """A hasher whose hash is the password with a cost prefix (argon2 is not the rule here)."""
+
+    def __init__(self, cost: str = "v2") -> None:
+        self.cost = cost
+        self.verified: list[str | None] = []
+
+    def hash_password(self, password: str) -> str:
+        return f"{self.cost}:{password}"
+
+    def verify_password(self, password_hash: str | None, password: str) -> bool:
+        self.verified.append(password_hash)
+        return password_hash is not None and password_hash.split(":", 1)[1] == password
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return not password_hash.startswith(f"{self.cost}:")
+
+
+def test_log_in_with_the_right_password_opens_the_account(app: Parley) -> None:
+    app.register_user(claim("k1"), "ann@example.com", "v2:secret", "Ann", None, "t1")
+    user = app.authenticate("ANN@example.com", "secret", PlainPasswords())
+    assert user.number == 1
+
+
+def test_unknown_email_and_wrong_password_are_one_error_and_both_verify(app: Parley) -> None:
+    app.register_user(claim("k1"), "ann@example.com", "v2:secret", "Ann", None, "t1")
+    passwords = PlainPasswords()
+    with pytest.raises(InvalidCredentialsError, match="Invalid email or password"):
+        app.authenticate("ann@example.com", "wrong", passwords)
+    with pytest.raises(InvalidCredentialsError, match="Invalid email or password"):
+        app.authenticate("nobody@example.com", "secret", passwords)
+    assert passwords.verified == ["v2:secret", None]  # the unknown email is verified too
+
+
+def test_log_in_upgrades_an_outdated_hash(app: Parley) -> None:
+    app.register_user(claim("k1"), "ann@example.com", "v1:secret", "Ann", None, "t1")
+    app.authenticate("ann@example.com", "secret", PlainPasswords("v2"))
+    stored = app.find_user_by_email("ann@example.com")
+    assert stored is not None and stored.password_hash == "v2:secret"
+    with pytest.raises(InvalidCredentialsError):  # a wrong password upgrades nothing
+        app.authenticate("ann@example.com", "wrong", PlainPasswords("v3"))
+    stored = app.find_user_by_email("ann@example.com")
+    assert stored is not None and stored.password_hash == "v2:secret"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from domain.recorder import APPEND_LOCK
-from domain.store import SCHEMA_LOCK
+from domain.eventstore.recorder import APPEND_LOCK
+from domain.eventstore.schema import SCHEMA_LOCK
 from projectors.leadership import PROJECTOR_LOCK
 from projectors.tracking import BATCH_LOCK
 

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from command_api.answers import answer
 from domain.app import Claim, Parley
-from domain.chat import Chat
-from domain.chats import ReadChats
+from domain.chat import Chat, title_seen_by
+from domain.chat_cache import ChatCache
 from domain.errors import (
     ForbiddenError,
     IdempotencyConflictError,
@@ -17,12 +18,14 @@ from domain.errors import (
     NotFoundError,
 )
 from domain.message import Message
+from domain.outcomes import Change, Effect, Resource
 
 _keys = itertools.count()
 
 
 def claim(user: int = 1) -> Claim:
-    return Claim(scope=f"user:{user}", key=f"k{next(_keys)}", fingerprint="fp")
+    return Claim(scope=f"user:{user}", key=f"k{next(_keys)}", fingerprint="fp",
+                 answer_for=answer)
 
 
 @pytest.fixture
@@ -122,8 +125,9 @@ def test_messages_post_and_edit(app: Parley) -> None:
 
 def test_attachments_belong_to_their_owner(app: Parley) -> None:
     attachment_id = uuid.uuid4()
-    app.request_attachment(claim(1), 1, attachment_id, f"{attachment_id}/a.opus", "a.opus",
-                           "audio/opus")
+    requested = app.request_attachment(claim(1), 1, attachment_id, f"{attachment_id}/a.opus",
+                                       "a.opus", "audio/opus")
+    assert requested.effect == Effect(Change.CREATED, Resource.ATTACHMENT, attachment_id)
     assert app.attachment_of(1, attachment_id).key == f"{attachment_id}/a.opus"
     with pytest.raises(InvalidCommandError):
         app.attachment_of(2, attachment_id)
@@ -133,16 +137,67 @@ def test_attachments_belong_to_their_owner(app: Parley) -> None:
 
 def test_idempotency_covers_chat_commands(app: Parley) -> None:
     key = claim()
-    app.create_chat(key, 1, "Team", True, [2])
+    chat = app.create_chat(key, 1, "Team", True, [2]).value[0]
     with pytest.raises(IdempotencyConflictError) as info:
         app.create_chat(key, 1, "Team", True, [2])
-    assert info.value.original_status == 201 and info.value.location.startswith("/api/v1/chats/")
+    assert info.value.answer == (201, f"/api/v1/chats/{chat.number}")
+
+
+def test_commands_say_what_they_did(app: Parley) -> None:
+    created = app.create_chat(claim(1), 1, None, False, [2])
+    chat = created.value[0]
+    assert created.effect == Effect(Change.CREATED, Resource.CHAT, chat.number)
+    found = app.create_chat(claim(2), 2, None, False, [1])
+    assert found.effect == Effect(Change.FOUND, Resource.CHAT, chat.number)
+    assert found.position == 0  # nothing written
+    number = group(app)
+    assert app.rename_chat(claim(), 1, number, "New").effect == \
+        Effect(Change.CHANGED, Resource.CHAT, number)
+    assert app.add_members(claim(), 1, number, [4]).effect == \
+        Effect(Change.CHANGED, Resource.MEMBERS, number)
+    assert app.remove_member(claim(), 1, number, 4).effect == \
+        Effect(Change.REMOVED, Resource.MEMBER, 4)
+    posted = app.post_message(claim(2), 2, number, "text", "hi", None)
+    assert posted.effect == Effect(Change.CREATED, Resource.MESSAGE, posted.value.number)
+    assert app.edit_message(claim(2), 2, posted.value.number, "hello").effect == \
+        Effect(Change.CHANGED, Resource.MESSAGE, posted.value.number)
+    assert app.delete_chat(claim(), 1, number).effect == \
+        Effect(Change.REMOVED, Resource.CHAT, number)
+
+
+def test_the_key_keeps_the_answer_its_claim_gives(app: Parley) -> None:
+    """The domain stores the caller's answer without reading it (no HTTP in the domain)."""
+    told: list[Effect] = []
+
+    def answer_for(effect: Effect) -> tuple[int, str | None]:
+        told.append(effect)
+        return 7, f"resource {effect.id}"
+
+    key = Claim("user:1", "told", "fp", answer_for)
+    chat = app.create_chat(key, 1, "Team", True, [2]).value[0]
+    assert told == [Effect(Change.CREATED, Resource.CHAT, chat.number)]
+    with pytest.raises(IdempotencyConflictError) as info:
+        app.create_chat(key, 1, "Team", True, [2])
+    assert info.value.answer == (7, f"resource {chat.number}")
+
+
+def test_a_direct_chat_without_a_title_shows_the_other_members_name(app: Parley) -> None:
+    direct = app.create_chat(claim(1), 1, None, False, [2]).value[0]
+    assert app.title_seen_by(direct, 1) == "User 2"
+    assert app.title_seen_by(direct, 2) == "User 1"
+    number = group(app)
+    assert app.title_seen_by(app._chat(number), 2) == "Team"
+    names = {1: "Ann", 2: "Bob"}.get
+    assert title_seen_by(1, None, False, [1, 2], names) == "Bob"
+    assert title_seen_by(1, "Ours", False, [1, 2], names) == "Ours"  # a title wins
+    assert title_seen_by(1, None, False, [1], names) == "Ann"  # alone in it: their own name
+    assert title_seen_by(1, None, False, [1, 3], names) is None  # the other is unknown
 
 
 def test_read_chats_keep_the_most_recently_used_within_their_member_bound() -> None:
     chats = [Chat(number=n, creator=1, title="t", is_group=True, members=list(range(1, 10)))
              for n in range(1, 5)]  # 9 members each: 10 in the bound
-    kept = ReadChats(size=30)
+    kept = ChatCache(size=30)
     for chat in chats[:3]:
         kept.put(chat)
     assert kept.weight == 30

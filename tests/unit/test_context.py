@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from command_api.context import Context
-from domain.recorder import StaleReadError
+from domain.eventstore.recorder import StaleReadError
 from shared.web.endpoints import ApiError
 
 
@@ -19,7 +19,7 @@ class AlwaysStale:
 
 
 def test_a_command_whose_chat_never_stops_changing_is_503_retry_after() -> None:
-    ctx = Context(settings=None, app=AlwaysStale(), tokens=None, throttle=None,  # type: ignore[arg-type]
+    ctx = Context(settings=None, commands=AlwaysStale(), tokens=None, throttle=None,  # type: ignore[arg-type]
                   waiter=None, sessions=None, fingerprint_secret=b"")  # type: ignore[arg-type]
     with pytest.raises(ApiError) as raised:
         asyncio.run(ctx.run(lambda: None))

@@ -10,8 +10,8 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.group_commit import GroupCommit
-from domain.recorder import StaleReadError
+from domain.eventstore.group_commit import GroupCommit
+from domain.eventstore.recorder import StaleReadError
 
 
 class Log:

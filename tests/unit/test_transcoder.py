@@ -13,8 +13,8 @@ import pytest
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
 from domain.app import Parley
+from domain.eventstore.transcoder import FastJSONTranscoder
 from domain.message import Message
-from domain.transcoder import FastJSONTranscoder
 
 
 def transcoders() -> tuple[JSONTranscoder, FastJSONTranscoder]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -11,67 +9,15 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from domain.attachment import Attachment
-from domain.chat import Chat, DirectChatIndex
+from domain.chat import Chat, DirectChatIndex, title_seen_by
+from domain.chat_cache import ChatCache
 from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
-from domain.message import SYSTEM, Message
-from domain.store import Claim, EventStoreApp, Outcome
+from domain.eventstore.application import EventStoreApp
+from domain.eventstore.idempotency import Claim
+from domain.message import SYSTEM, VOICE, Message, check_postable
+from domain.outcomes import Change, Effect, Outcome, Resource
+from domain.uploads import Stat, UploadPolicy
 from domain.user import User
-
-
-def chat_location(number: int) -> str:
-    return f"/api/v1/chats/{number}"
-
-
-def message_location(number: int) -> str:
-    return f"/api/v1/messages/{number}"
-
-
-READ_CHATS_MEMBERS = 1_000_000  # bound of ReadChats: members (plus one per chat) kept in all
-
-
-class ReadChats:
-    """Chats as last read from the store, for decisions that do not change them.
-
-    Posting a message reads its chat (is the author a member?) and changes nothing in it;
-    loading the chat's whole history for every post made a post cost O(chat events). Shared
-    between threads and never mutated: a fresh load replaces an entry, it is not updated.
-    The least recently used chats go first once they hold more than `size` members in all.
-    """
-
-    def __init__(self, size: int = READ_CHATS_MEMBERS) -> None:
-        self._chats: OrderedDict[UUID, Chat] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-        self.weight = 0
-
-    @staticmethod
-    def _weight(chat: Chat) -> int:
-        return 1 + len(chat.members)
-
-    def get(self, chat_id: UUID) -> Chat | None:
-        with self._lock:
-            chat = self._chats.get(chat_id)
-            if chat is not None:
-                self._chats.move_to_end(chat_id)
-            return chat
-
-    def put(self, chat: Chat) -> None:
-        with self._lock:
-            self._pop(chat.id)
-            self._chats[chat.id] = chat
-            self.weight += self._weight(chat)
-            while self.weight > self.size and self._chats:
-                self._pop(next(iter(self._chats)))
-
-    def forget(self, ids: Iterable[UUID]) -> None:
-        with self._lock:
-            for chat_id in ids:
-                self._pop(chat_id)
-
-    def _pop(self, chat_id: UUID) -> None:
-        chat = self._chats.pop(chat_id, None)
-        if chat is not None:
-            self.weight -= self._weight(chat)
 
 
 class ChatCommands(EventStoreApp):
@@ -79,25 +25,26 @@ class ChatCommands(EventStoreApp):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
-        self._read_chats = ReadChats()
+        self._chat_cache = ChatCache()
+        self.uploads = UploadPolicy()  # the command API sets it from Settings
 
     def _forget(self, stale: Iterable[UUID]) -> None:
-        self._read_chats.forget(stale)
+        self._chat_cache.forget(stale)
 
     def _chat_visible_to(self, number: int, user: int) -> Chat:
         """The chat, checked visible to `user`, for a decision that leaves it unchanged.
 
-        It may come from `ReadChats` and be stale. A yes is safe: the append names the
+        It may come from `ChatCache` and be stale. A yes is safe: the append names the
         version it was decided on (`read=`) and fails as stale if the chat moved since, and
         `run_command` forgets it and decides again. A no is never taken from there: it is
         checked again on the stored chat (a member just added must be able to post).
         The chat returned must not be changed.
         """
-        cached = self._read_chats.get(Chat.create_id(number))
+        cached = self._chat_cache.get(Chat.create_id(number))
         if cached is not None and cached.is_visible_to(user):
             return cached
         chat = self._chat(number)
-        self._read_chats.put(chat)
+        self._chat_cache.put(chat)
         chat.check_visible_to(user)
         return chat
 
@@ -109,6 +56,16 @@ class ChatCommands(EventStoreApp):
         return Message(number=self._next_number("message"), chat=chat.number, author=by,
                        type=SYSTEM, content=action.replace("_", " "),
                        payload={"action": action, **details})
+
+    def title_seen_by(self, chat: Chat, viewer: int) -> str | None:
+        """The chat's title as `viewer` sees it (a direct chat's: the other member's name)."""
+        return title_seen_by(viewer, chat.title, chat.is_group, chat.members, self._name_of)
+
+    def _name_of(self, number: int) -> str | None:
+        try:
+            return self._load(User.create_id(number), User, "").display_name
+        except NotFoundError:
+            return None
 
     def _check_users(self, numbers: list[int]) -> None:
         unknown = [n for n in numbers if not self._exists(User.create_id(n))]
@@ -128,7 +85,7 @@ class ChatCommands(EventStoreApp):
         if index is not None:
             existing = self._chat(index.chat_number)
             if not existing.deleted:
-                return Outcome((existing, False), 0)
+                return self._found(existing)
         chat = Chat(number=self._next_number("chat"), creator=creator, title=title,
                     is_group=is_group, members=[creator, *others])
         if not is_group:
@@ -137,16 +94,22 @@ class ChatCommands(EventStoreApp):
             else:
                 index.point_to(chat.number)
         note = self._system_message(chat, creator, "chat_created", title=title)
+        effect = Effect(Change.CREATED, Resource.CHAT, chat.number)
         try:
-            position = self._save(claim, 201, chat_location(chat.number), chat, note, index)
+            position = self._save(claim, effect, chat, note, index)
         except IntegrityError:
             if is_group:
                 raise
             index = self._direct_index(creator, others[0])  # created concurrently: that one
             if index is None:
                 raise
-            return Outcome((self._chat(index.chat_number), False), 0)
-        return Outcome((chat, True), position)
+            return self._found(self._chat(index.chat_number))
+        return Outcome((chat, True), position, effect)
+
+    @staticmethod
+    def _found(chat: Chat) -> Outcome[tuple[Chat, bool]]:
+        """The pair's existing direct chat, returned: nothing is written."""
+        return Outcome((chat, False), 0, Effect(Change.FOUND, Resource.CHAT, chat.number))
 
     def _direct_index(self, user_a: int, user_b: int) -> DirectChatIndex | None:
         try:
@@ -158,12 +121,14 @@ class ChatCommands(EventStoreApp):
         chat = self._chat(number)
         chat.rename(by, title)
         note = self._system_message(chat, by, "chat_renamed", title=title)
-        return Outcome(chat, self._save(claim, 200, chat_location(number), chat, note))
+        effect = Effect(Change.CHANGED, Resource.CHAT, number)
+        return Outcome(chat, self._save(claim, effect, chat, note), effect)
 
     def delete_chat(self, claim: Claim, by: int, number: int) -> Outcome[Chat]:
         chat = self._chat(number)
         chat.delete(by)
-        return Outcome(chat, self._save(claim, 204, None, chat))
+        effect = Effect(Change.REMOVED, Resource.CHAT, number)
+        return Outcome(chat, self._save(claim, effect, chat), effect)
 
     def add_members(self, claim: Claim, by: int, number: int,
                     user_ids: list[int]) -> Outcome[Chat]:
@@ -172,26 +137,32 @@ class ChatCommands(EventStoreApp):
         self._check_users(user_ids)
         added = chat.add_members(by, user_ids)
         notes = [self._system_message(chat, by, "members_added", user_ids=added)] if added else []
-        return Outcome(chat, self._save(claim, 200, None, chat, *notes))
+        effect = Effect(Change.CHANGED, Resource.MEMBERS, number)
+        return Outcome(chat, self._save(claim, effect, chat, *notes), effect)
 
     def remove_member(self, claim: Claim, by: int, number: int, user_id: int) -> Outcome[Chat]:
         chat = self._chat(number)
         chat.remove_member(by, user_id)
         action = "member_left" if by == user_id else "member_removed"
         note = self._system_message(chat, by, action, user_id=user_id)
-        return Outcome(chat, self._save(claim, 204, None, chat, note))
-
-    def check_chat_member(self, user: int, chat_number: int) -> None:
-        """404 unknown or deleted chat, 403 not a member."""
-        self._chat_visible_to(chat_number, user)
+        effect = Effect(Change.REMOVED, Resource.MEMBER, user_id)
+        return Outcome(chat, self._save(claim, effect, chat, note), effect)
 
     def post_message(self, claim: Claim, author: int, chat_number: int, type: str,
-                     content: str | None, payload: dict[str, Any] | None) -> Outcome[Message]:
+                     content: str | None, payload: dict[str, Any] | None,
+                     stat: Stat | None = None) -> Outcome[Message]:
+        """Post as a member; a voice message carries the author's own attachment, uploaded
+        with the type and within the size it was signed for (`stat`: what storage holds)."""
+        check_postable(type, content, payload)
         chat = self._chat_visible_to(chat_number, author)
+        if type == VOICE:
+            assert payload is not None and stat is not None, "a voice message needs `stat`"
+            attachment = self.attachment_of(author, UUID(str(payload["attachment_id"])))
+            self.uploads.check_uploaded(attachment.content_type, stat(attachment.key))
         message = Message(number=self._next_number("message"), chat=chat_number, author=author,
                           type=type, content=content, payload=payload)
-        return Outcome(message, self._save(claim, 201, message_location(message.number), message,
-                                           read=[chat]))
+        effect = Effect(Change.CREATED, Resource.MESSAGE, message.number)
+        return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
 
     def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
         message = self._load(Message.create_id(number), Message, "Message not found")
@@ -200,14 +171,16 @@ class ChatCommands(EventStoreApp):
         except (NotFoundError, ForbiddenError) as exc:  # not visible: as if it did not exist
             raise NotFoundError("Message not found") from exc
         message.edit(by, content)
-        return Outcome(message, self._save(claim, 200, message_location(number), message,
-                                           read=[chat]))
+        effect = Effect(Change.CHANGED, Resource.MESSAGE, number)
+        return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
 
     def request_attachment(self, claim: Claim, owner: int, attachment_id: UUID, key: str,
                            filename: str, content_type: str) -> Outcome[Attachment]:
+        """Record an upload slot the policy allowed (`self.uploads.slot`) for its owner."""
         attachment = Attachment(attachment_id=str(attachment_id), owner=owner, key=key,
                                 filename=filename, content_type=content_type)
-        return Outcome(attachment, self._save(claim, 200, None, attachment))
+        effect = Effect(Change.CREATED, Resource.ATTACHMENT, attachment_id)
+        return Outcome(attachment, self._save(claim, effect, attachment), effect)
 
     def attachment_of(self, owner: int, attachment_id: UUID) -> Attachment:
         """The caller's own attachment, or InvalidCommandError (a voice message's 400)."""

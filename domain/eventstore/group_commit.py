@@ -6,7 +6,7 @@ the disk's commit rate. A committer thread takes every command waiting at that m
 appends their events in one transaction. If that batch breaks a uniqueness rule (an email, a
 direct-chat pair, an idempotency key), each command is appended on its own, so only the
 offending one fails, exactly as if it had been alone. A command whose read went stale
-(`domain.recorder`) fails alone the same way, to be run again; the others commit.
+(`domain.eventstore.recorder`) fails alone the same way, to be run again; the others commit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Recording
 
-from domain.recorder import StaleReadError
+from domain.eventstore.recorder import StaleReadError
 
 MAX_BATCH_EVENTS = 1000
 Put = Callable[..., list[Recording[Any]]]  # put(events, expected=[(id, version), ...])

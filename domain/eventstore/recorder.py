@@ -83,6 +83,9 @@ class ParleyRecorder(PostgresApplicationRecorder):
                 raise StaleReadError({UUID(i) for i in stale.split(",") if i}) from None
             raise
 
+    # eventsourcing's hook inside the append's transaction, after its lock and insert: the
+    # public `insert_events` opens and commits that transaction itself, so no public method
+    # runs in it, and the version check must (it is only true under the append lock).
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
