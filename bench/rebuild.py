@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -197,6 +198,7 @@ class Result:
     live_projector_seconds: float  # the live projector catching up (batches of up to 1,000)
     live_projector_events_per_second: float
     live_small_batches_events_per_second: dict[int, float]  # by events per batch
+    live_small_batch_ms_p50: dict[int, float]  # the median batch's duration (less noisy)
     rebuild_seconds: float  # shadow build, chase and swap: the whole `rebuild --all`
     rebuild_events_per_second: float
     verified_equal: bool
@@ -230,12 +232,15 @@ def run(database_url: str, target: int, seed: int) -> Result:
         runner.process_batch(min(BATCH_SIZE, head - small - runner.position))
     live = time.perf_counter() - started
     caught_up = runner.position
-    small_rates = {}
+    small_rates, small_p50 = {}, {}
     for size, batches in SMALL_BATCHES:
-        started, before = time.perf_counter(), runner.position
+        took = []
         for _ in range(batches):
+            started = time.perf_counter()
             runner.process_batch(size)
-        small_rates[size] = round((runner.position - before) / (time.perf_counter() - started))
+            took.append(time.perf_counter() - started)
+        small_rates[size] = round(size * batches / sum(took))
+        small_p50[size] = round(statistics.median(took) * 1000, 2)
     assert runner.process_batch() is None
     settle(database_url)
     bar = ProgressBar("rebuild --all")
@@ -253,6 +258,7 @@ def run(database_url: str, target: int, seed: int) -> Result:
                   live_projector_seconds=round(live, 2),
                   live_projector_events_per_second=round(caught_up / live),
                   live_small_batches_events_per_second=small_rates,
+                  live_small_batch_ms_p50=small_p50,
                   rebuild_seconds=round(seconds, 2),
                   rebuild_events_per_second=round(head / seconds), verified_equal=equal,
                   rows=rows, machine=machine())
