@@ -16,7 +16,7 @@ from typing import Any
 
 from domain.app import Parley
 from parley.progress import ProgressBar
-from projectors.base import Projection
+from projectors.base import ReadModel
 from projectors.rebuild import Rebuild, RebuildError
 from projectors.replay import REPLAY_BATCH
 from projectors.runner import live_projections
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _select(names: list[str], everything: bool) -> list[Projection]:
+def _select(names: list[str], everything: bool) -> list[ReadModel]:
     known = {p.name: p for p in live_projections()}
     if everything == bool(names):
         raise ValueError(f"name projections or pass --all (known: {', '.join(known)})")
@@ -103,7 +103,7 @@ def _line(lag: Lag) -> str:
     return f"{lag.name:<24}{lag.position:>10}{lag.events:>10}{seconds:>10}  {error}"
 
 
-def _rebuild(settings: Settings, projections: list[Projection], *, fresh: bool,
+def _rebuild(settings: Settings, projections: list[ReadModel], *, fresh: bool,
              batch_size: int) -> int:
     bar = ProgressBar("rebuild " + ", ".join(p.name for p in projections))
     swapped = Rebuild(settings, projections, progress=bar, fresh=fresh,
@@ -112,7 +112,7 @@ def _rebuild(settings: Settings, projections: list[Projection], *, fresh: bool,
     return 0
 
 
-def _verify(settings: Settings, projections: list[Projection], *, batch_size: int) -> int:
+def _verify(settings: Settings, projections: list[ReadModel], *, batch_size: int) -> int:
     bar = ProgressBar("verify " + ", ".join(p.name for p in projections))
     verdicts = verify(settings, projections, progress=bar, batch_size=batch_size)
     bar.finish()

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import singledispatchmethod
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 from psycopg import Cursor
 
 from domain.attachment import Attachment
-from projectors.replay import copy_rows
-
-COLUMNS = (("id", "uuid"), ("owner_id", "int8"), ("object_key", "text"), ("filename", "text"),
-           ("content_type", "text"), ("created_at", "timestamptz"), ("position", "int8"))
-INSERT = (f"INSERT INTO attachments ({', '.join(name for name, _ in COLUMNS)})"
-          f" VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+from projectors.base import Events
+from projectors.rows import Table
 
 
-def _row(event: Attachment.Requested, position: int) -> tuple[Any, ...]:
-    return (UUID(event.attachment_id), event.owner, event.key, event.filename,
-            event.content_type, event.timestamp, position)
+@dataclass(slots=True)
+class AttachmentRow:
+    """A row of `attachments`."""
+
+    id: UUID
+    owner_id: int
+    object_key: str
+    filename: str
+    content_type: str
+    created_at: datetime
+    position: int
+
+
+ATTACHMENTS = Table("attachments", AttachmentRow)
 
 
 class AttachmentsProjection:
@@ -38,17 +45,13 @@ class AttachmentsProjection:
             position bigint NOT NULL
         )""",
     )
+    event_types: ClassVar[tuple[type, ...]] = (Attachment.Requested,)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
-
-    @apply.register
-    def _(self, event: Attachment.Requested, curs: Cursor[Any], position: int) -> None:
-        curs.execute(INSERT, _row(event, position))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay: every event kept is an insert, so one binary COPY."""
-        copy_rows(curs, "attachments", COLUMNS, [
-            _row(event, position) for position, event in events
-            if isinstance(event, Attachment.Requested)])
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """Every event kept is an insert: one binary COPY."""
+        ATTACHMENTS.copy(curs, [
+            AttachmentRow(id=UUID(event.attachment_id), owner_id=event.owner,
+                          object_key=event.key, filename=event.filename,
+                          content_type=event.content_type, created_at=event.timestamp,
+                          position=position)
+            for position, event in events if isinstance(event, Attachment.Requested)])

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from eventsourcing.persistence import Tracking
-
-from projectors.base import Projection
-from projectors.errors import record_error
-from projectors.replay import REPLAY_BATCH, LogReader, apply_events, wanted_types
-from projectors.runner import ProjectionRunner
+from projectors.base import ReadModel
+from projectors.failures import record_error
+from projectors.replay import REPLAY_BATCH, LogReader, wanted_types
+from projectors.runner import LiveProjector
 from projectors.tracking import share_batch_lock
 
 log = logging.getLogger("parley.projector")
@@ -30,7 +28,7 @@ JOIN_WITHIN = REPLAY_BATCH  # events behind the live position at which the live 
 class Backfill:
     """Replays the log into one lagging projection of `runner`, then joins it to the live ones."""
 
-    def __init__(self, runner: ProjectionRunner, projection: Projection) -> None:
+    def __init__(self, runner: LiveProjector, projection: ReadModel) -> None:
         self.runner = runner
         self.projection = projection
         self.position = runner.positions[projection.name]
@@ -55,9 +53,9 @@ class Backfill:
         try:
             with self.runner.datastore.transaction(commit=True) as curs:
                 share_batch_lock(curs)  # like a live batch: a rebuild's swap waits for it
-                apply_events(self.projection, read.events, curs)
-                self.runner.tracking._insert_tracking(curs, Tracking(self.projection.name,
-                                                                     read.covered))
+                if read.events:
+                    self.projection.apply(read.events, curs)
+                self.runner.track.advance(curs, {self.projection.name: read.covered})
         except Exception as exc:
             record_error(self.runner.datastore, self.projection.name, read.covered, exc)
             raise

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from functools import singledispatchmethod
 from typing import Any, ClassVar
 
 from psycopg import Cursor
 
 from domain.chat import Chat
 from domain.message import Message
-from projectors.replay import array_literal, copy_rows
+from projectors.base import Events
+from projectors.rows import Table, array_literal
 
-CHAT_COLUMNS = (("id", "int8"), ("title", "text"), ("is_group", "bool"), ("creator_id", "int8"),
-                ("created_at", "timestamptz"), ("last_activity_at", "timestamptz"),
-                ("deleted_at", "timestamptz"), ("position", "int8"))
-MEMBER_COLUMNS = (("chat_id", "int8"), ("user_id", "int8"), ("joined_at", "timestamptz"))
+
+@dataclass(slots=True)
+class ChatRow:
+    """A row of `chats` (a deleted chat keeps its row, with `deleted_at`)."""
+
+    id: int
+    title: str | None
+    is_group: bool
+    creator_id: int
+    created_at: datetime
+    last_activity_at: datetime
+    deleted_at: datetime | None
+    position: int
+
+
+@dataclass(slots=True)
+class MemberRow:
+    """A row of `chat_members`."""
+
+    chat_id: int
+    user_id: int
+    joined_at: datetime
+
+
+CHATS = Table("chats", ChatRow)
+CHAT_MEMBERS = Table("chat_members", MemberRow)
+Members = dict[tuple[int, int], MemberRow]  # by (chat_id, user_id)
 CHAT_CHANGES = (Chat.Renamed, Chat.MembersAdded, Chat.MemberRemoved, Chat.Deleted)
 
 
@@ -43,108 +66,84 @@ class ChatsProjection:
         )""",
         "CREATE INDEX IF NOT EXISTS chat_members_by_user ON chat_members (user_id, chat_id)",
     )
+    event_types: ClassVar[tuple[type, ...]] = (Chat.Created, *CHAT_CHANGES, Message.Posted)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """Chats created in this batch are built in memory and COPied; older chats change by
+        statements sent in one pipeline (one round trip).
 
-    @apply.register
-    def _(self, event: Chat.Created, curs: Cursor[Any], position: int) -> None:
-        curs.execute(
-            "INSERT INTO chats (id, title, is_group, creator_id, created_at, last_activity_at,"
-            " position) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (event.number, event.title, event.is_group, event.creator, event.timestamp,
-             event.timestamp, position))
-        self._add_members(curs, event.number, event.members, event)
-
-    @apply.register
-    def _(self, event: Chat.Renamed, curs: Cursor[Any], position: int) -> None:
-        curs.execute("UPDATE chats SET title = %s, position = %s WHERE id = %s",
-                     (event.title, position, event.chat))
-
-    @apply.register
-    def _(self, event: Chat.MembersAdded, curs: Cursor[Any], position: int) -> None:
-        self._add_members(curs, event.chat, event.user_ids, event)
-
-    @apply.register
-    def _(self, event: Chat.MemberRemoved, curs: Cursor[Any], position: int) -> None:
-        curs.execute("DELETE FROM chat_members WHERE chat_id = %s AND user_id = %s",
-                     (event.chat, event.user_id))
-
-    @apply.register
-    def _(self, event: Chat.Deleted, curs: Cursor[Any], position: int) -> None:
-        number = event.chat
-        curs.execute("UPDATE chats SET deleted_at = %s, position = %s WHERE id = %s",
-                     (event.timestamp, position, number))
-        curs.execute("DELETE FROM chat_members WHERE chat_id = %s", (number,))
-
-    @apply.register
-    def _(self, event: Message.Posted, curs: Cursor[Any], position: int) -> None:
-        curs.execute("UPDATE chats SET last_activity_at = %s WHERE id = %s",
-                     (event.timestamp, event.chat))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay, set-based where it matters.
-
-        Chats created in this batch are built in memory (members as ON CONFLICT DO NOTHING
-        would leave them) and COPied. Events of older chats run as they come, in one pipeline,
-        except posts: they only set `last_activity_at`, so one UPDATE per batch does (the last
+        Posts only set `last_activity_at`: one UPDATE per batch does for older chats (the last
         post wins). Exact because a chat's own events follow its `Created` (they are versions
         of one aggregate) and a post needs an existing chat.
         """
-        chats: dict[int, list[Any]] = {}
-        members: dict[tuple[int, int], datetime] = {}
-        activity: dict[int, datetime] = {}
+        chats: dict[int, ChatRow] = {}
+        members: Members = {}
+        activity: dict[int, datetime] = {}  # the last post in each older chat
         posted = Message.Posted  # nine events in ten: test it first
         with curs.connection.pipeline():
             for position, event in events:
                 if isinstance(event, posted):
-                    row = chats.get(event.chat)
-                    if row is None:
+                    chat = chats.get(event.chat)
+                    if chat is None:
                         activity[event.chat] = event.timestamp
                     else:
-                        row[5] = event.timestamp
+                        chat.last_activity_at = event.timestamp
                 elif isinstance(event, Chat.Created):
-                    chats[event.number] = [event.number, event.title, event.is_group,
-                                           event.creator, event.timestamp, event.timestamp,
-                                           None, position]
+                    chats[event.number] = ChatRow(
+                        id=event.number, title=event.title, is_group=event.is_group,
+                        creator_id=event.creator, created_at=event.timestamp,
+                        last_activity_at=event.timestamp, deleted_at=None, position=position)
                     activity.pop(event.number, None)  # an earlier post found no row
-                    for user in event.members:
-                        members.setdefault((event.number, user), event.timestamp)
-                elif isinstance(event, CHAT_CHANGES) and event.chat in chats:
-                    members = self._change_new_chat(chats[event.chat], members, event, position)
-                else:
-                    self.apply(event, curs, position)
+                    _join(members, event.number, event.members, event.timestamp)
+                elif isinstance(event, CHAT_CHANGES):
+                    chat = chats.get(event.chat)
+                    if chat is None:
+                        _change_older_chat(curs, event, position)
+                    else:
+                        members = _change_new_chat(chat, members, event, position)
             if activity:
                 curs.execute("UPDATE chats c SET last_activity_at = v.ts FROM"
                              " unnest(%s::bigint[], %s::timestamptz[]) AS v(id, ts)"
                              " WHERE c.id = v.id",
                              (array_literal(activity), array_literal(activity.values())))
-        if chats:
-            copy_rows(curs, "chats", CHAT_COLUMNS, chats.values())
-            copy_rows(curs, "chat_members", MEMBER_COLUMNS,
-                      [(chat, user, joined) for (chat, user), joined in members.items()])
+        CHATS.copy(curs, chats.values())
+        CHAT_MEMBERS.copy(curs, members.values())
 
-    @staticmethod
-    def _change_new_chat(row: list[Any], members: dict[tuple[int, int], datetime],
-                         event: Any, position: int) -> dict[tuple[int, int], datetime]:
-        """Apply an event to a chat still in memory; returns the (maybe new) members map."""
-        chat = row[0]
-        if isinstance(event, Chat.Renamed):
-            row[1], row[7] = event.title, position
-        elif isinstance(event, Chat.MembersAdded):
-            for user in event.user_ids:
-                members.setdefault((chat, user), event.timestamp)
-        elif isinstance(event, Chat.MemberRemoved):
-            members.pop((chat, event.user_id), None)
-        elif isinstance(event, Chat.Deleted):
-            row[6], row[7] = event.timestamp, position
-            members = {key: joined for key, joined in members.items() if key[0] != chat}
-        return members
 
-    @staticmethod
-    def _add_members(curs: Cursor[Any], chat: int, users: list[int], event: Any) -> None:
+def _join(members: Members, chat: int, users: list[int], joined_at: datetime) -> None:
+    """Members as `INSERT ... ON CONFLICT DO NOTHING` would leave them: the first join stays."""
+    for user in users:
+        members.setdefault((chat, user), MemberRow(chat, user, joined_at))
+
+
+def _change_new_chat(chat: ChatRow, members: Members, event: object, position: int) -> Members:
+    """Apply an event to a chat still in memory; returns the (maybe new) members map."""
+    if isinstance(event, Chat.Renamed):
+        chat.title, chat.position = event.title, position
+    elif isinstance(event, Chat.MembersAdded):
+        _join(members, chat.id, event.user_ids, event.timestamp)
+    elif isinstance(event, Chat.MemberRemoved):
+        members.pop((chat.id, event.user_id), None)
+    elif isinstance(event, Chat.Deleted):
+        chat.deleted_at, chat.position = event.timestamp, position
+        members = {key: row for key, row in members.items() if key[0] != chat.id}
+    return members
+
+
+def _change_older_chat(curs: Cursor[Any], event: object, position: int) -> None:
+    """Apply an event to a chat created in an earlier batch (its rows are in the tables)."""
+    if isinstance(event, Chat.Renamed):
+        curs.execute("UPDATE chats SET title = %s, position = %s WHERE id = %s",
+                     (event.title, position, event.chat))
+    elif isinstance(event, Chat.MembersAdded):
         curs.executemany(
             "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [(chat, user, event.timestamp) for user in users])
+            " ON CONFLICT DO NOTHING", [(event.chat, user, event.timestamp)
+                                        for user in event.user_ids])
+    elif isinstance(event, Chat.MemberRemoved):
+        curs.execute("DELETE FROM chat_members WHERE chat_id = %s AND user_id = %s",
+                     (event.chat, event.user_id))
+    elif isinstance(event, Chat.Deleted):
+        curs.execute("UPDATE chats SET deleted_at = %s, position = %s WHERE id = %s",
+                     (event.timestamp, position, event.chat))
+        curs.execute("DELETE FROM chat_members WHERE chat_id = %s", (event.chat,))

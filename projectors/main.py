@@ -20,7 +20,7 @@ import threading
 from projectors.backfill import Backfill
 from projectors.leadership import leadership
 from projectors.publisher import Publisher, connect, ensure_stream
-from projectors.runner import Batch, LogListener, ProjectionRunner, is_unavailable
+from projectors.runner import Batch, LiveProjector, LogListener, is_unavailable
 from shared.settings import Settings
 
 log = logging.getLogger("parley.projector")
@@ -29,7 +29,7 @@ PUBLISH_QUEUE_BATCHES = 64
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 60.0
 
-async def project(runner: ProjectionRunner, listener: LogListener,
+async def project(runner: LiveProjector, listener: LogListener,
                   batches: asyncio.Queue[Batch], stop: asyncio.Event) -> None:
     """Follow the log; hand each committed batch to the publisher if it has room.
 
@@ -75,7 +75,7 @@ async def publish(publisher: Publisher, batches: asyncio.Queue[Batch],
             await asyncio.sleep(RETRY_SECONDS)
 
 
-async def backfill(runner: ProjectionRunner, stop: asyncio.Event) -> None:
+async def backfill(runner: LiveProjector, stop: asyncio.Event) -> None:
     """Bring late projections up to the live ones, off the live loop, until all have joined.
 
     A backfill that fails (a bug in a new projection) is logged, recorded for `parley
@@ -107,7 +107,7 @@ async def backfill(runner: ProjectionRunner, stop: asyncio.Event) -> None:
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Follow the log until `stop` is set."""
     settings.require("database_url", "nats_url")
-    runner = await asyncio.to_thread(ProjectionRunner, settings)
+    runner = await asyncio.to_thread(LiveProjector, settings)
     listener = await asyncio.to_thread(LogListener, settings, runner.recorder.channel_name)
     nc = await connect(settings)
     try:

@@ -7,15 +7,12 @@ both ends, so the added user sees its `member_added` and the removed one its `me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import singledispatchmethod
 from typing import Any, ClassVar
 
 from psycopg import Cursor
 
 from domain.chat import Chat
-
-MEMBERSHIP_EVENTS = (Chat.Created, Chat.MembersAdded, Chat.MemberRemoved, Chat.Deleted)
+from projectors.base import Events
 
 
 class MembershipsProjection:
@@ -33,39 +30,31 @@ class MembershipsProjection:
         "CREATE INDEX IF NOT EXISTS membership_history_by_user"
         " ON membership_history (user_id, left_position)",
     )
+    event_types: ClassVar[tuple[type, ...]] = (
+        Chat.Created, Chat.MembersAdded, Chat.MemberRemoved, Chat.Deleted)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """The few membership events, one statement each, all in one pipeline (one round trip).
 
-    @apply.register
-    def _(self, event: Chat.Created, curs: Cursor[Any], position: int) -> None:
-        self._join(curs, event.number, event.members, position)
-
-    @apply.register
-    def _(self, event: Chat.MembersAdded, curs: Cursor[Any], position: int) -> None:
-        self._join(curs, event.chat, event.user_ids, position)
-
-    @apply.register
-    def _(self, event: Chat.MemberRemoved, curs: Cursor[Any], position: int) -> None:
-        curs.execute("UPDATE membership_history SET left_position = %s WHERE chat_id = %s"
-                     " AND user_id = %s AND left_position IS NULL",
-                     (position, event.chat, event.user_id))
-
-    @apply.register
-    def _(self, event: Chat.Deleted, curs: Cursor[Any], position: int) -> None:
-        curs.execute("UPDATE membership_history SET left_position = %s WHERE chat_id = %s"
-                     " AND left_position IS NULL", (position, event.chat))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay: the few membership events, found cheaply, in one pipeline."""
+        Statements in log order, not set-wise: a user may join, leave and join again in one
+        batch, and each interval ends at its own position.
+        """
         with curs.connection.pipeline():
             for position, event in events:
-                if isinstance(event, MEMBERSHIP_EVENTS):
-                    self.apply(event, curs, position)
+                if isinstance(event, Chat.Created):
+                    _join(curs, event.number, event.members, position)
+                elif isinstance(event, Chat.MembersAdded):
+                    _join(curs, event.chat, event.user_ids, position)
+                elif isinstance(event, Chat.MemberRemoved):
+                    curs.execute("UPDATE membership_history SET left_position = %s"
+                                 " WHERE chat_id = %s AND user_id = %s AND left_position IS NULL",
+                                 (position, event.chat, event.user_id))
+                elif isinstance(event, Chat.Deleted):
+                    curs.execute("UPDATE membership_history SET left_position = %s"
+                                 " WHERE chat_id = %s AND left_position IS NULL",
+                                 (position, event.chat))
 
-    @staticmethod
-    def _join(curs: Cursor[Any], chat: int, users: list[int], position: int) -> None:
-        curs.executemany(
-            "INSERT INTO membership_history (chat_id, user_id, joined_position)"
-            " VALUES (%s, %s, %s)", [(chat, user, position) for user in users])
+
+def _join(curs: Cursor[Any], chat: int, users: list[int], position: int) -> None:
+    curs.executemany("INSERT INTO membership_history (chat_id, user_id, joined_position)"
+                     " VALUES (%s, %s, %s)", [(chat, user, position) for user in users])

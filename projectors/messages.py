@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from functools import singledispatchmethod
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -13,22 +12,46 @@ from psycopg.types.json import Jsonb
 
 from domain.chat import Chat
 from domain.message import Message
-from projectors.replay import copy_rows
-
-COLUMNS = (("id", "int8"), ("chat_id", "int8"), ("author_id", "int8"), ("type", "text"),
-           ("content", "text"), ("payload", "jsonb"), ("attachment_id", "uuid"),
-           ("ts", "timestamptz"), ("edited_at", "timestamptz"), ("position", "int8"))
-INSERT = (f"INSERT INTO messages ({', '.join(name for name, _ in COLUMNS)})"
-          f" VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+from projectors.base import Events
+from projectors.rows import Table
 
 
-def _row(event: Message.Posted, position: int) -> list[Any]:
-    """A new message's row, in COLUMNS order (edited_at is NULL until an edit)."""
+@dataclass(slots=True)
+class MessageRow:
+    """A row of `messages` (`edited_at` is NULL until an edit)."""
+
+    id: int
+    chat_id: int
+    author_id: int
+    type: str
+    content: str | None
+    payload: Jsonb | None
+    attachment_id: UUID | None
+    ts: datetime
+    edited_at: datetime | None
+    position: int
+
+
+@dataclass(slots=True)
+class Edit:
+    """The last edit in a batch of a message posted before it."""
+
+    content: str
+    edited_at: datetime
+    position: int
+
+
+MESSAGES = Table("messages", MessageRow)
+
+
+def posted_row(event: Message.Posted, position: int) -> MessageRow:
     payload = event.payload
     attachment = payload.get("attachment_id") if payload else None
-    return [event.number, event.chat, event.author, event.type, event.content,
-            Jsonb(payload) if payload is not None else None,
-            UUID(attachment) if attachment else None, event.timestamp, None, position]
+    return MessageRow(id=event.number, chat_id=event.chat, author_id=event.author,
+                      type=event.type, content=event.content,
+                      payload=Jsonb(payload) if payload is not None else None,
+                      attachment_id=UUID(attachment) if attachment else None,
+                      ts=event.timestamp, edited_at=None, position=position)
 
 
 class MessagesProjection:
@@ -53,56 +76,39 @@ class MessagesProjection:
         "CREATE INDEX IF NOT EXISTS messages_by_attachment ON messages (attachment_id)"
         " WHERE attachment_id IS NOT NULL",
     )
+    event_types: ClassVar[tuple[type, ...]] = (Message.Posted, Message.Edited, Chat.Deleted)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
-
-    @apply.register
-    def _(self, event: Message.Posted, curs: Cursor[Any], position: int) -> None:
-        curs.execute(INSERT, _row(event, position))
-
-    @apply.register
-    def _(self, event: Message.Edited, curs: Cursor[Any], position: int) -> None:
-        curs.execute("UPDATE messages SET content = %s, edited_at = %s, position = %s"
-                     " WHERE id = %s", (event.content, event.timestamp, position, event.number))
-
-    @apply.register
-    def _(self, event: Chat.Deleted, curs: Cursor[Any], position: int) -> None:
-        curs.execute("DELETE FROM messages WHERE chat_id = %s", (event.chat,))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay: new rows by COPY; older rows edited and deleted set-wise.
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """New rows by COPY; older rows edited and deleted set-wise.
 
         Rows posted in this batch are edited (or dropped with their chat) in memory before the
         COPY; edits of older rows run before the deletions, which is equivalent in any order
         because an edit of a deleted row changes nothing.
         """
-        rows: dict[int, list[Any]] = {}
-        edits: dict[int, tuple[str, datetime, int]] = {}  # last edit of each older row
+        rows: dict[int, MessageRow] = {}
+        edits: dict[int, Edit] = {}  # the last edit of each older row
         deleted: list[int] = []
         for position, event in events:
             if isinstance(event, Message.Posted):
-                rows[event.number] = _row(event, position)
+                rows[event.number] = posted_row(event, position)
             elif isinstance(event, Message.Edited):
                 row = rows.get(event.number)
                 if row is None:
-                    edits[event.number] = (event.content, event.timestamp, position)
+                    edits[event.number] = Edit(event.content, event.timestamp, position)
                 else:
-                    row[4], row[8], row[9] = event.content, event.timestamp, position
+                    row.content, row.edited_at = event.content, event.timestamp
+                    row.position = position
             elif isinstance(event, Chat.Deleted):
                 deleted.append(event.chat)
-                rows = {number: row for number, row in rows.items() if row[1] != event.chat}
+                rows = {number: row for number, row in rows.items() if row.chat_id != event.chat}
         if edits:
-            content, edited_at, positions = zip(*edits.values(), strict=True)
             curs.execute(
                 "UPDATE messages m SET content = v.content, edited_at = v.edited_at,"
                 " position = v.position FROM unnest(%s::bigint[], %s::text[],"
                 " %s::timestamptz[], %s::bigint[]) AS v(id, content, edited_at, position)"
-                " WHERE m.id = v.id", (list(edits), list(content), list(edited_at),
-                                       list(positions)))
+                " WHERE m.id = v.id",
+                (list(edits), [e.content for e in edits.values()],
+                 [e.edited_at for e in edits.values()], [e.position for e in edits.values()]))
         if deleted:
             curs.execute("DELETE FROM messages WHERE chat_id = ANY(%s)", (deleted,))
-        if rows:
-            copy_rows(curs, "messages", COLUMNS, rows.values())
-
+        MESSAGES.copy(curs, rows.values())

@@ -18,7 +18,7 @@ from nats.js.api import PubAck, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from projectors.payloads import public_events
-from projectors.runner import ProjectionRunner
+from projectors.runner import LiveProjector
 from shared import subjects
 from shared.settings import Settings
 
@@ -55,7 +55,7 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
 class Publisher:
     """Publishes each public event once per notification id, in log order."""
 
-    def __init__(self, js: JetStreamContext, runner: ProjectionRunner) -> None:
+    def __init__(self, js: JetStreamContext, runner: LiveProjector) -> None:
         self.js = js
         self.runner = runner
         self.position = runner.tracking.max_tracking_id(PUBLISHER) or 0

@@ -23,8 +23,8 @@ from psycopg import Cursor
 
 from domain.app import Parley
 from domain.eventstore.schema import schema_lock
-from projectors.base import Projection
-from projectors.errors import forget_skipped, record_error
+from projectors.base import ReadModel
+from projectors.failures import forget_skipped, record_error
 from projectors.replay import REPLAY_BATCH, LogReader, LogSlice, RawSlice, wanted_types
 from projectors.shadow import REBUILD, Shadow, lock_live_tables
 from projectors.tracking import Positions, take_batch_lock
@@ -47,7 +47,7 @@ class RebuildError(Exception):
 class Replayer:
     """Shadows of some projections, brought forward from the log in large batches."""
 
-    def __init__(self, app: Parley, projections: Sequence[Projection], purpose: str,
+    def __init__(self, app: Parley, projections: Sequence[ReadModel], purpose: str,
                  batch_size: int = REPLAY_BATCH) -> None:
         recorder = app.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
@@ -156,7 +156,7 @@ class Replayer:
 class Rebuild:
     """Rebuild some projections with zero downtime; `run` returns the swap position of each."""
 
-    def __init__(self, settings: Settings, projections: Sequence[Projection], *,
+    def __init__(self, settings: Settings, projections: Sequence[ReadModel], *,
                  app: Parley | None = None, progress: Progress | None = None,
                  fresh: bool = False, batch_size: int = REPLAY_BATCH) -> None:
         self.settings = settings

@@ -1,12 +1,13 @@
-"""The batch projector: read the log after the lowest tracked position, apply, track, notify.
+"""The live projector: read the log after the lowest tracked position, apply, track, notify.
 
 Each batch is one transaction: every projection's rows, every projection's tracking row and
 the `readmodels` position commit together, so a crash anywhere replays the batch exactly once.
+Each read model's `apply` takes its part of the batch at once: the same code path as replays.
 
 No single event may stop the read models. A batch that fails for any reason but a lost or
 refused connection (those are the database's trouble, not the event's) is retried with
 backoff by the caller; after `POISON_ATTEMPTS` failures in a row at the same place it runs
-once more *isolating* each projection's apply of each event in a savepoint. What still fails
+once more *isolating* each projection's apply of each event (alone) in a savepoint. What still fails
 there is skipped by that projection alone, recorded in `projection_skipped` in the same
 transaction, and everything else commits. Skipping, not stopping, because a projection stuck
 on one event takes its whole read model down for every user (one crafted request would be a
@@ -25,23 +26,21 @@ from typing import Any
 
 import psycopg
 from eventsourcing import persistence as es_persistence
-from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 
 from domain.app import Parley
 from domain.eventstore.schema import schema_lock
 from projectors.attachments import AttachmentsProjection
-from projectors.base import Projection
+from projectors.base import ReadModel
 from projectors.chats import ChatsProjection
-from projectors.errors import DDL as ERRORS_DDL
-from projectors.errors import SKIPPED_DDL, record_error, record_skipped
+from projectors.failures import ERRORS_DDL, SKIPPED_DDL, record_error, record_skipped
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
 from projectors.payloads import published_types
 from projectors.replay import TopicFilter, wanted_types
 from projectors.sessions import SessionsProjection
-from projectors.tracking import share_batch_lock
+from projectors.tracking import Positions, share_batch_lock
 from projectors.users import UsersProjection
 from shared.postgres.positions import CHANNEL, READMODELS, TRACKING_TABLE
 from shared.settings import Settings
@@ -58,7 +57,7 @@ def is_unavailable(exc: BaseException) -> bool:
                             es_persistence.InterfaceError))
 
 
-def live_projections() -> list[Projection]:
+def live_projections() -> list[ReadModel]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
     return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
             MembershipsProjection(), SessionsProjection()]
@@ -77,10 +76,10 @@ class Batch:
     events: Sequence[tuple[int, object]]
 
 
-class ProjectionRunner:
+class LiveProjector:
     """Applies the event log to the read models in batches, exactly once."""
 
-    def __init__(self, settings: Settings, projections: Sequence[Projection] | None = None,
+    def __init__(self, settings: Settings, projections: Sequence[ReadModel] | None = None,
                  app: Parley | None = None) -> None:
         self.app = app or Parley(env=settings.eventsourcing_env())
         recorder = self.app.recorder
@@ -89,10 +88,15 @@ class ProjectionRunner:
         self.datastore = recorder.datastore
         self.tracking = PostgresTrackingRecorder(self.datastore,
                                                  tracking_table_name=TRACKING_TABLE)
+        # Tracking rows must commit in the batch's transaction: eventsourcing's public
+        # `insert_tracking` opens a transaction of its own (joining ours takes its private
+        # `_insert_tracking`), so Positions writes its single-row table, all rows in one
+        # statement, refusing to go back as eventsourcing does.
+        assert self.datastore.single_row_tracking
+        self.track = Positions(self.datastore.schema)
         self.projections = list(projections or live_projections())
         # the events worth decoding: what a projection applies or the publisher publishes
-        kept = wanted_types(self.projections)
-        self.is_wanted = TopicFilter(None if kept is None else (*kept, *published_types()))
+        self.is_wanted = TopicFilter((*wanted_types(self.projections), *published_types()))
         with schema_lock(self.datastore):
             self.tracking.create_table()
             with self.datastore.transaction(commit=True) as curs:
@@ -121,7 +125,7 @@ class ProjectionRunner:
         """Where the next batch starts: the lowest position of the live projections."""
         return min((self.positions[p.name] for p in self.live), default=0)
 
-    def join(self, projection: Projection, position: int) -> None:
+    def join(self, projection: ReadModel, position: int) -> None:
         """A backfilled projection, now at `position`, is kept by the live batches from here."""
         with self._joining:
             self.positions[projection.name] = position
@@ -150,24 +154,29 @@ class ProjectionRunner:
                 share_batch_lock(curs)  # a rebuild's swap waits for this batch, or it for it
                 for position, exc in unreadable:
                     self._skip(curs, UNREADABLE, position, exc)
+                moves: dict[str, int] = {}  # tracking rows to write
                 for projection in live:
                     done = self.positions[projection.name]
                     if done >= last:
                         continue  # ahead of a projection that just joined: nothing to do
-                    for position, event in events:
-                        if position > done:
+                    kept = projection.event_types
+                    mine = [(position, event) for position, event in events
+                            if position > done and isinstance(event, kept)]
+                    if isolate:
+                        for position, event in mine:
                             failing = (projection.name, position)
-                            if isolate:
-                                self._apply_isolated(curs, projection, event, position)
-                            else:
-                                projection.apply(event, curs, position)
-                    failing = (projection.name, last)
-                    self.tracking._insert_tracking(curs, Tracking(projection.name, last))
+                            self._apply_isolated(curs, projection, position, event)
+                    elif mine:
+                        failing = (projection.name, mine[0][0])  # where its part starts
+                        projection.apply(mine, curs)
+                    moves[projection.name] = last
                 failing = (READMODELS, last)
                 if last > self.readmodels_position:
                     # After a join, batches start behind `readmodels` for a while: never go back.
-                    self.tracking._insert_tracking(curs, Tracking(READMODELS, last))
+                    moves[READMODELS] = last
                     curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
+                if moves:
+                    self.track.advance(curs, moves)
         except Exception as exc:
             record_error(self.datastore, *failing, exc)
             if not is_unavailable(exc):
@@ -198,11 +207,11 @@ class ProjectionRunner:
                 unreadable.append((n.id, exc))
         return events, unreadable
 
-    def _apply_isolated(self, curs: Cursor[Any], projection: Projection, event: object,
-                        position: int) -> None:
+    def _apply_isolated(self, curs: Cursor[Any], projection: ReadModel, position: int,
+                        event: object) -> None:
         try:
             with curs.connection.transaction():  # a savepoint: a failure undoes this alone
-                projection.apply(event, curs, position)
+                projection.apply([(position, event)], curs)
         except Exception as exc:
             if is_unavailable(exc):
                 raise

@@ -6,23 +6,30 @@ session is listed here, so logging out ends the access token at once, not at its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import singledispatchmethod
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
+from uuid import UUID
 
 from psycopg import Cursor
 
 from domain.session import Session
-from projectors.replay import copy_rows
-
-COLUMNS = (("session_id", "uuid"), ("user_id", "int8"), ("reason", "text"),
-           ("ended_at", "timestamptz"), ("position", "int8"))
-INSERT = (f"INSERT INTO ended_sessions ({', '.join(name for name, _ in COLUMNS)})"
-          f" VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+from projectors.base import Events
+from projectors.rows import Table
 
 
-def _row(event: Session.Revoked, position: int) -> tuple[Any, ...]:
-    return (event.originator_id, event.user_number, event.reason, event.timestamp, position)
+@dataclass(slots=True)
+class EndedSessionRow:
+    """A row of `ended_sessions` (`user_id` is NULL for sessions revoked before it was kept)."""
+
+    session_id: UUID
+    user_id: int | None
+    reason: str
+    ended_at: datetime
+    position: int
+
+
+ENDED_SESSIONS = Table("ended_sessions", EndedSessionRow)
 
 
 class SessionsProjection:
@@ -38,17 +45,11 @@ class SessionsProjection:
             position bigint NOT NULL
         )""",
     )
+    event_types: ClassVar[tuple[type, ...]] = (Session.Revoked,)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
-
-    @apply.register
-    def _(self, event: Session.Revoked, curs: Cursor[Any], position: int) -> None:
-        curs.execute(INSERT, _row(event, position))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay: every event kept is an insert, so one binary COPY."""
-        copy_rows(curs, "ended_sessions", COLUMNS,
-                  [_row(event, position) for position, event in events
-                   if isinstance(event, Session.Revoked)])
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """Every event kept is an insert: one binary COPY."""
+        ENDED_SESSIONS.copy(curs, [
+            EndedSessionRow(session_id=event.originator_id, user_id=event.user_number,
+                            reason=event.reason, ended_at=event.timestamp, position=position)
+            for position, event in events if isinstance(event, Session.Revoked)])

@@ -15,8 +15,7 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
-from projectors.base import Projection, handled_types
-from projectors.replay import apply_events
+from projectors.base import Events, ReadModel
 from projectors.tracking import Positions
 
 REBUILD, VERIFY = "rebuild", "verify"
@@ -25,12 +24,12 @@ REBUILD, VERIFY = "rebuild", "verify"
 class Shadow:
     """One projection rebuilt into `<purpose>__<name>`, tracked as `<name>__<purpose>`."""
 
-    def __init__(self, projection: Projection, purpose: str, positions: Positions) -> None:
+    def __init__(self, projection: ReadModel, purpose: str, positions: Positions) -> None:
         self.projection = projection
         self.name = projection.name
         self.schema = f"{purpose}__{projection.name}"
         self.tracking_name = f"{projection.name}__{purpose}"
-        self.types = handled_types(projection)
+        self.types = projection.event_types
         self.positions = positions
         self.position = 0
         self.tables: list[str] = []
@@ -69,9 +68,9 @@ class Shadow:
         curs.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.schema)))
 
     def accepts(self, event_type: type) -> bool:
-        return self.types is None or issubclass(event_type, self.types)
+        return issubclass(event_type, self.types)
 
-    def apply(self, curs: Cursor[Any], events: Sequence[tuple[int, object]], upto: int) -> None:
+    def apply(self, curs: Cursor[Any], events: Events, upto: int) -> None:
         """Apply the events (of accepted types, in log order) in (position, upto].
 
         The caller tracks `upto` in the same transaction and resets the search_path.
@@ -80,7 +79,7 @@ class Shadow:
                       bisect_right(events, upto, key=_position)]
         if todo:
             self.use(curs)
-            apply_events(self.projection, todo, curs)
+            self.projection.apply(todo, curs)
 
     def swap_in(self, curs: Cursor[Any]) -> None:
         """Replace the live tables with the shadow ones (inside the caller's transaction).

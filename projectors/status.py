@@ -16,8 +16,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Cursor, sql
 
 from domain.app import Parley
-from projectors.base import Projection
-from projectors.errors import ProjectionError, read_errors, read_skipped
+from projectors.base import ReadModel
+from projectors.failures import Failure, read_errors, read_skipped
 from projectors.publisher import PUBLISHER
 from projectors.tracking import Positions
 from shared.postgres.positions import READMODELS
@@ -33,7 +33,7 @@ class Lag:
     position: int
     events: int  # events in the log after `position`
     seconds: float | None  # age of the oldest of them (None when there is none)
-    error: ProjectionError | None = None
+    error: Failure | None = None
 
     @property
     def error_is_current(self) -> bool:
@@ -49,10 +49,10 @@ class Status:
     projections: list[Lag]
     others: list[Lag]  # `readmodels`, `nats`
     shadows: list[Lag]  # rebuilds or verifies in progress (or killed)
-    skipped: list[ProjectionError]  # events a projection moved past without applying them
+    skipped: list[Failure]  # events a projection moved past without applying them
 
 
-def status(app: Parley, projections: Sequence[Projection]) -> Status:
+def status(app: Parley, projections: Sequence[ReadModel]) -> Status:
     recorder = app.recorder
     assert isinstance(recorder, PostgresApplicationRecorder)
     datastore = recorder.datastore

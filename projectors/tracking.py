@@ -1,7 +1,9 @@
-"""Tracking positions as rebuilds and `status` use them, and the lock that orders swaps.
+"""Tracking positions, and the lock that orders swaps.
 
-The live runner writes `projection_tracking` through eventsourcing; shadows (`<name>__rebuild`,
-`<name>__verify`) keep their own rows in the same table, so a killed rebuild resumes from its
+`projection_tracking` is eventsourcing's single-row tracking table (it creates it, and the
+publisher writes its `nats` row through it). Every batch of the live projector, a backfill or a
+rebuild writes its rows here with `Positions.advance`, in the batch's own transaction; shadows
+(`<name>__rebuild`, `<name>__verify`) keep their own rows, so a killed rebuild resumes from its
 last committed batch.
 """
 

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import singledispatchmethod
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from psycopg import Cursor
 
 from domain.user import User
-from projectors.replay import copy_rows
-
-COLUMNS = (("id", "int8"), ("email", "text"), ("display_name", "text"), ("avatar_url", "text"),
-           ("created_at", "timestamptz"), ("position", "int8"))
-INSERT = (f"INSERT INTO users ({', '.join(name for name, _ in COLUMNS)})"
-          f" VALUES ({', '.join(['%s'] * len(COLUMNS))})")
+from projectors.base import Events
+from projectors.rows import Table
 
 
-def _row(event: User.Registered, position: int) -> tuple[Any, ...]:
-    return (event.number, event.email, event.display_name, event.avatar_url, event.timestamp,
-            position)
+@dataclass(slots=True)
+class UserRow:
+    """A row of `users`."""
+
+    id: int
+    email: str
+    display_name: str
+    avatar_url: str | None
+    created_at: datetime
+    position: int
+
+
+USERS = Table("users", UserRow)
 
 
 class UsersProjection:
-    """Keeps `users` (id, email, display_name, avatar_url, created_at)."""
+    """Keeps `users` (an account is registered once: no updates)."""
 
     name: ClassVar[str] = "users"
     ddl: ClassVar[tuple[str, ...]] = (
@@ -36,16 +42,11 @@ class UsersProjection:
             position bigint NOT NULL
         )""",
     )
+    event_types: ClassVar[tuple[type, ...]] = (User.Registered,)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Events this projection does not keep are skipped."""
-
-    @apply.register
-    def _(self, event: User.Registered, curs: Cursor[Any], position: int) -> None:
-        curs.execute(INSERT, _row(event, position))
-
-    def apply_batch(self, events: Sequence[tuple[int, object]], curs: Cursor[Any]) -> None:
-        """`apply` for a replay: every event kept is an insert, so one binary COPY."""
-        copy_rows(curs, "users", COLUMNS, [_row(event, position) for position, event in events
-                                           if isinstance(event, User.Registered)])
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        """Every event kept is an insert: one binary COPY."""
+        USERS.copy(curs, [
+            UserRow(id=event.number, email=event.email, display_name=event.display_name,
+                    avatar_url=event.avatar_url, created_at=event.timestamp, position=position)
+            for position, event in events if isinstance(event, User.Registered)])

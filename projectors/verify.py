@@ -6,6 +6,14 @@ transaction. Then one REPEATABLE READ transaction locks the live tables in ACCES
 live position, catches the shadow up to exactly that position inside the same transaction, and
 compares. Rows are compared whole, `position` included: a replay applies every event at its
 own log position, so positions are part of what must be equal. The shadow is always dropped.
+
+Both sides run the same `apply` (one code path per read model), so what verify compares is two
+histories of it: the live tables were built incrementally by the live projector, in batches cut
+wherever the log happened to end (1 to 1,000 events, each read model from its own position,
+across restarts, backfills and swaps, with isolated and skipped events), the shadow by one
+replay in `--batch-size` batches. A difference means the read model is not the log's function:
+`apply` depends on where batches are cut (an in-memory path for rows of the same batch against
+a statement for older rows), an event was skipped or applied twice, or someone wrote to a table.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 from psycopg import Cursor, sql
 
 from domain.app import Parley
-from projectors.base import Projection
+from projectors.base import ReadModel
 from projectors.rebuild import Progress, Replayer, exclusive
 from projectors.replay import REPLAY_BATCH
 from projectors.shadow import VERIFY, Shadow, live_schema
@@ -56,7 +64,7 @@ class Verdict:
         return all(t.equal for t in self.tables)
 
 
-def verify(settings: Settings, projections: Sequence[Projection], *, app: Parley | None = None,
+def verify(settings: Settings, projections: Sequence[ReadModel], *, app: Parley | None = None,
            progress: Progress | None = None, batch_size: int = REPLAY_BATCH) -> list[Verdict]:
     own_app = app is None
     app = app or Parley(env=settings.eventsourcing_env())

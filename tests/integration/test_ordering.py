@@ -14,7 +14,7 @@ import time
 import psycopg
 
 from domain.app import Claim, Parley
-from projectors.runner import ProjectionRunner
+from projectors.runner import LiveProjector
 from shared.settings import Settings
 
 WRITERS, MESSAGES = 6, 100
@@ -33,7 +33,7 @@ def test_projector_misses_nothing_while_many_writers_append(settings: Settings) 
     app = Parley(env=env)
     app.register_user(Claim("anonymous", "r", "fp"), "w@example.com", "h", "W", None, "t")
     chat, _ = app.create_chat(Claim("user:1", "c", "fp"), 1, "load", True, []).value
-    runner = ProjectionRunner(settings, app=app)
+    runner = LiveProjector(settings, app=app)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("CREATE FUNCTION slow_append() RETURNS trigger LANGUAGE plpgsql AS"
                      " $$ BEGIN PERFORM pg_sleep(random() * 0.005); RETURN NULL; END $$")

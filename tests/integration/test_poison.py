@@ -13,8 +13,9 @@ from psycopg import Cursor
 
 from domain.app import Claim, Parley
 from domain.user import User
+from projectors.base import Events
 from projectors.rebuild import Rebuild
-from projectors.runner import POISON_ATTEMPTS, ProjectionRunner, live_projections
+from projectors.runner import POISON_ATTEMPTS, LiveProjector, live_projections
 from projectors.status import status
 from projectors.users import UsersProjection
 from projectors.verify import verify
@@ -36,7 +37,7 @@ def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tu
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
-def drain(runner: ProjectionRunner) -> None:
+def drain(runner: LiveProjector) -> None:
     while runner.process_batch() is not None:
         pass
 
@@ -59,7 +60,7 @@ def test_text_with_nul_stored_by_an_older_version_projects_and_replays(
                                "hi\x00there", None).value
     app.edit_message(Claim("user:1", "e", "fp"), eve, message.number, "\x00edited")
 
-    runner = ProjectionRunner(settings, app=app)
+    runner = LiveProjector(settings, app=app)
     drain(runner)  # before the fix: DataError, "PostgreSQL text fields cannot contain NUL"
     assert query(settings, "SELECT display_name FROM users WHERE id = %s", (eve,)) == \
         [("Eve\ufffdNull",)]
@@ -80,10 +81,10 @@ def test_text_with_nul_stored_by_an_older_version_projects_and_replays(
 class BuggyUsers(UsersProjection):
     """A projection bug that one event's content triggers."""
 
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        if getattr(event, "display_name", None) == "poison":
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        if any(getattr(event, "display_name", None) == "poison" for _, event in events):
             raise KeyError("a bug in the users projection")
-        super().apply(event, curs, position)
+        super().apply(events, curs)
 
 
 def test_an_event_a_projection_cannot_apply_is_retried_then_skipped_by_it_alone(
@@ -93,7 +94,7 @@ def test_an_event_a_projection_cannot_apply_is_retried_then_skipped_by_it_alone(
     cid = register(app, 3, "Cid")
     chat, _ = app.create_chat(Claim("user:3", "c", "fp"), cid, "After", True, [poisoned]).value
     projections = [p if p.name != "users" else BuggyUsers() for p in live_projections()]
-    runner = ProjectionRunner(settings, projections, app=app)
+    runner = LiveProjector(settings, projections, app=app)
 
     for _ in range(POISON_ATTEMPTS - 1):  # tried again as the batch it is, all or nothing
         with pytest.raises(KeyError):

@@ -15,7 +15,7 @@ import pytest
 from domain.app import Claim, Parley
 from parley.embedded import embedded_nats
 from projectors.publisher import PUBLISHER, Publisher, ensure_stream
-from projectors.runner import ProjectionRunner
+from projectors.runner import LiveProjector
 from shared.settings import Settings
 
 
@@ -40,7 +40,7 @@ def stream_messages(url: str, stream: str) -> list[tuple[str, dict]]:
     return asyncio.run(read())
 
 
-async def publish_all(settings: Settings, runner: ProjectionRunner) -> None:
+async def publish_all(settings: Settings, runner: LiveProjector) -> None:
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()
     await ensure_stream(js, settings)
@@ -55,11 +55,11 @@ def test_committed_but_unpublished_events_are_published_once(settings: Settings,
     for i in range(300):  # several pipelined batches: the stream must keep log order
         app.register_user(Claim("anonymous", f"k{i}", "fp"), f"p{i}@example.com", "h",
                           f"P{i}", None, "t")
-    runner = ProjectionRunner(settings, app=app)
+    runner = LiveProjector(settings, app=app)
     while runner.process_batch() is not None:
         pass  # read models committed; the process "crashes" before publishing anything
 
-    asyncio.run(publish_all(settings, ProjectionRunner(settings, app=app)))
+    asyncio.run(publish_all(settings, LiveProjector(settings, app=app)))
     published = stream_messages(nats_url, settings.nats_stream)
     assert [body["data"]["display_name"] for _, body in published] == [
         f"P{i}" for i in range(300)]
@@ -69,7 +69,7 @@ def test_committed_but_unpublished_events_are_published_once(settings: Settings,
     with psycopg.connect(settings.database_url) as conn:
         conn.execute("DELETE FROM projection_tracking WHERE application_name = %s",
                      (PUBLISHER,))
-    asyncio.run(publish_all(settings, ProjectionRunner(settings, app=app)))
+    asyncio.run(publish_all(settings, LiveProjector(settings, app=app)))
     assert stream_messages(nats_url, settings.nats_stream) == published
     app.close()
 
@@ -80,7 +80,7 @@ def test_a_batch_decodes_only_kept_events_and_the_publisher_still_reaches_its_en
     app = Parley(env=settings.eventsourcing_env())
     app.register_user(Claim("anonymous", "k", "fp"), "q@example.com", "h", "Q", None, "t")
     head = app.recorder.max_notification_id()
-    runner = ProjectionRunner(settings, app=app)
+    runner = LiveProjector(settings, app=app)
     batch = runner.process_batch()
     assert batch is not None and batch.last == head
     # the user, its email index, its session and the key's record were appended; only the

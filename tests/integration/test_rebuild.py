@@ -10,8 +10,8 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from functools import singledispatchmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,11 +26,12 @@ from domain.app import Parley
 from domain.message import Message
 from domain.session import Session
 from projectors.backfill import Backfill
+from projectors.base import Events
 from projectors.main import backfill
 from projectors.messages import MessagesProjection
 from projectors.payloads import public_events
 from projectors.rebuild import Rebuild
-from projectors.runner import LogListener, ProjectionRunner, live_projections
+from projectors.runner import LiveProjector, LogListener, live_projections
 from projectors.status import status
 from projectors.verify import verify
 from shared.settings import Settings
@@ -47,7 +48,7 @@ def app(settings: Settings) -> Iterator[Parley]:
     parley.close()
 
 
-def drain(runner: ProjectionRunner, limit: int = 1000) -> None:
+def drain(runner: LiveProjector, limit: int = 1000) -> None:
     """What the projector process does until idle: backfill late projections, follow the log."""
     for projection in list(runner.lagging):
         assert Backfill(runner, projection).run()
@@ -82,7 +83,7 @@ def test_verify_after_a_randomized_workload_and_it_sees_a_tampered_row(
     workload.run(120)
     workload.delete_a_chat()
     workload.run(40)  # edits of a deleted chat's messages are refused, the rest goes on
-    drain(ProjectionRunner(settings, app=app), limit=7)
+    drain(LiveProjector(settings, app=app), limit=7)
 
     for batch_size in (5000, 3):  # one batch (in-memory paths) and many (older-row paths)
         verdicts = verify(settings, live_projections(), app=app, batch_size=batch_size)
@@ -105,7 +106,7 @@ def test_rebuild_while_writes_continue_loses_nothing(app: Parley, settings: Sett
     workload = Workload(app, seed=12)
     workload.setup()
     workload.run(80)
-    runner = ProjectionRunner(settings, app=app)
+    runner = LiveProjector(settings, app=app)
     drain(runner)
     stop, failures = threading.Event(), []
     writes = threading.Semaphore(0)
@@ -175,7 +176,7 @@ def test_kill_9_mid_rebuild_leaves_live_tables_serving_and_a_rerun_completes(
         app.save(*[Message(number=app._next_number("message"), chat=chat, author=author,
                            type="text", content=f"bulk {i}", payload=None)
                    for i in range(1000)])
-    drain(ProjectionRunner(settings, app=app))
+    drain(LiveProjector(settings, app=app))
     head = app.recorder.max_notification_id()
     before = snapshot(settings)
     command = [sys.executable, "-m", "parley.cli", "projections", "rebuild", "--all",
@@ -249,7 +250,7 @@ def test_message_events_stored_before_reply_to_still_replay(app: Parley,
                                                  inclusive_of_start=False)
     assert b'"class_version":2' in latest.state and b'"reply_to":null' in latest.state
 
-    drain(ProjectionRunner(settings, app=app))
+    drain(LiveProjector(settings, app=app))
     assert query(settings, "SELECT content, edited_at IS NOT NULL FROM messages WHERE id = %s",
                  (new.number,)) == [("edited later", True)]
     assert all(v.equal for v in verify(settings, live_projections(), app=app))
@@ -262,16 +263,19 @@ class MessageCounts:
     ddl: ClassVar[tuple[str, ...]] = (
         "CREATE TABLE IF NOT EXISTS message_counts (chat_id bigint PRIMARY KEY,"
         " messages bigint NOT NULL, position bigint NOT NULL)",)
+    event_types: ClassVar[tuple[type, ...]] = (Message.Posted,)
 
-    @singledispatchmethod
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        """Other events are skipped."""
-
-    @apply.register
-    def _(self, event: Message.Posted, curs: Cursor[Any], position: int) -> None:
-        curs.execute("INSERT INTO message_counts VALUES (%s, 1, %s) ON CONFLICT (chat_id)"
-                     " DO UPDATE SET messages = message_counts.messages + 1,"
-                     " position = EXCLUDED.position", (event.chat, position))
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        counts: Counter[int] = Counter()
+        last: dict[int, int] = {}  # the position of each chat's last post
+        for position, event in events:
+            if isinstance(event, Message.Posted):
+                counts[event.chat] += 1
+                last[event.chat] = position
+        curs.executemany("INSERT INTO message_counts VALUES (%s, %s, %s) ON CONFLICT (chat_id)"
+                         " DO UPDATE SET messages = message_counts.messages + EXCLUDED.messages,"
+                         " position = EXCLUDED.position",
+                         [(chat, n, last[chat]) for chat, n in counts.items()])
 
 
 def test_a_new_projection_backfills_without_holding_the_live_ones_back(
@@ -279,11 +283,11 @@ def test_a_new_projection_backfills_without_holding_the_live_ones_back(
     workload = Workload(app, seed=15)
     workload.setup()
     workload.run(60)
-    drain(ProjectionRunner(settings, app=app))
+    drain(LiveProjector(settings, app=app))
     head = app.recorder.max_notification_id()
     assert head is not None
 
-    runner = ProjectionRunner(settings, [*live_projections(), MessageCounts()], app=app)
+    runner = LiveProjector(settings, [*live_projections(), MessageCounts()], app=app)
     [late] = runner.lagging
     assert late.name == "message_counts" and runner.positions["message_counts"] == 0
     assert runner.position == head  # the live projections go on from where they are
@@ -315,11 +319,11 @@ class FlakyCounts(MessageCounts):
 
     attempts = 0
 
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
         FlakyCounts.attempts += 1
         if FlakyCounts.attempts == 1:
             raise RuntimeError("flaky")
-        super().apply(event, curs, position)
+        super().apply(events, curs)
 
 
 def test_a_failing_backfill_is_retried_and_never_stops_the_live_loop(
@@ -328,8 +332,8 @@ def test_a_failing_backfill_is_retried_and_never_stops_the_live_loop(
     workload = Workload(app, seed=17)
     workload.setup()
     workload.run(40)
-    drain(ProjectionRunner(settings, app=app))
-    runner = ProjectionRunner(settings, [*live_projections(), FlakyCounts()], app=app)
+    drain(LiveProjector(settings, app=app))
+    runner = LiveProjector(settings, [*live_projections(), FlakyCounts()], app=app)
     assert [p.name for p in runner.lagging] == ["message_counts"]
 
     async def scenario() -> None:
@@ -352,10 +356,10 @@ def test_a_failing_backfill_is_retried_and_never_stops_the_live_loop(
 class FailingMessages(MessagesProjection):
     """The live messages projection with a bug: it cannot apply edits."""
 
-    def apply(self, event: object, curs: Cursor[Any], position: int) -> None:
-        if isinstance(event, Message.Edited):
+    def apply(self, events: Events, curs: Cursor[Any]) -> None:
+        if any(isinstance(event, Message.Edited) for _, event in events):
             raise RuntimeError("cannot apply edits")
-        super().apply(event, curs, position)
+        super().apply(events, curs)
 
 
 def test_status_reports_positions_lag_and_the_last_error(app: Parley,
@@ -368,8 +372,8 @@ def test_status_reports_positions_lag_and_the_last_error(app: Parley,
     posted = app.post_message(workload.claim(author), author, chat, "text", "typo", None)
     app.edit_message(workload.claim(author), author, posted.value.number, "fixed")
     others = [p for p in live_projections() if p.name != "messages"]
-    drain(ProjectionRunner(settings, others, app=app))
-    failing = ProjectionRunner(settings, [FailingMessages()], app=app)
+    drain(LiveProjector(settings, others, app=app))
+    failing = LiveProjector(settings, [FailingMessages()], app=app)
     with pytest.raises(RuntimeError, match="cannot apply edits"):
         drain(failing)
     head = app.recorder.max_notification_id()
@@ -384,7 +388,7 @@ def test_status_reports_positions_lag_and_the_last_error(app: Parley,
     assert stuck.error is not None and stuck.error_is_current
     assert stuck.error.position > stuck.position and "cannot apply edits" in stuck.error.error
 
-    drain(ProjectionRunner(settings, app=app))  # the fixed code is deployed
+    drain(LiveProjector(settings, app=app))  # the fixed code is deployed
     recovered = {lag.name: lag for lag in status(app, live_projections()).projections}
     assert recovered["messages"].events == 0 and recovered["messages"].seconds is None
     assert recovered["messages"].error is not None
@@ -408,7 +412,7 @@ def test_session_revocations_stored_before_user_number_still_replay(app: Parley,
     loaded = app.get_session(session.id)
     assert loaded is not None and loaded.revoked
 
-    drain(ProjectionRunner(settings, app=app))
+    drain(LiveProjector(settings, app=app))
     assert query(settings, "SELECT user_id, reason FROM ended_sessions WHERE session_id = %s",
                  (session.id,)) == [(None, "logout")]
     assert all(v.equal for v in verify(settings, live_projections(), app=app))
@@ -419,7 +423,7 @@ def test_a_rebuild_keeps_the_grants_made_on_the_live_tables(app: Parley,
     workload = Workload(app, seed=18)
     workload.setup()
     workload.run(20)
-    drain(ProjectionRunner(settings, app=app))
+    drain(LiveProjector(settings, app=app))
     reader = f"reader_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: a name of its own
     query(settings, f'CREATE ROLE "{reader}" NOLOGIN')
     try:

@@ -13,7 +13,7 @@ import multiprocessing.synchronize
 import psycopg
 
 from domain.app import Parley
-from projectors.runner import ProjectionRunner
+from projectors.runner import LiveProjector
 from shared.settings import Settings
 
 STARTERS = 8
@@ -21,7 +21,7 @@ STARTERS = 8
 
 def start(settings: Settings, barrier: multiprocessing.synchronize.Barrier) -> None:
     barrier.wait()
-    ProjectionRunner(settings).app.close()  # the event store's DDL, then the read models'
+    LiveProjector(settings).app.close()  # the event store's DDL, then the read models'
 
 
 def test_many_processes_create_the_schema_together_on_a_fresh_database(

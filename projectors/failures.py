@@ -1,10 +1,11 @@
-"""What went wrong in projecting: the last error of each projection (`projection_errors`) and
-the events a projection skipped because it could not apply them (`projection_skipped`).
+"""Projection failures: the last error of each projection (`projection_errors`) and the events
+a projection skipped because it could not apply them (`projection_skipped`).
 
-When a batch fails, its transaction rolls back; the runner then records the exception in a
+When a batch fails, its transaction rolls back; the projector then records the exception in a
 transaction of its own and re-raises. One row per name, overwritten: the last error, the log
-position it happened at, and when. A row is never deleted: `status` shows it as recovered once
-the projection has moved past that position.
+position it happened at (where the projection's part of the failing batch starts; the isolating
+try finds the event itself), and when. A row is never deleted: `status` shows it as recovered
+once the projection has moved past that position.
 
 An event a projection still cannot apply after the batch's retries (a bug, or a stored event
 no code can read) is skipped by that projection alone, and recorded in `projection_skipped` in
@@ -22,7 +23,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 
 log = logging.getLogger(__name__)
-DDL = """CREATE TABLE IF NOT EXISTS projection_errors (
+ERRORS_DDL = """CREATE TABLE IF NOT EXISTS projection_errors (
     name text PRIMARY KEY,
     position bigint NOT NULL,
     error text NOT NULL,
@@ -39,8 +40,8 @@ MAX_LENGTH = 2000
 
 
 @dataclass(frozen=True)
-class ProjectionError:
-    """The last exception a projection (or a rebuild of one) raised."""
+class Failure:
+    """An exception a projection (or a rebuild of one) raised, or an event it skipped."""
 
     name: str
     position: int
@@ -67,7 +68,7 @@ def forget_skipped(curs: Cursor[Any], name: str) -> None:
         curs.execute("DELETE FROM projection_skipped WHERE name = %s", (name,))
 
 
-def read_skipped(curs: Cursor[Any]) -> list[ProjectionError]:
+def read_skipped(curs: Cursor[Any]) -> list[Failure]:
     """Every skipped event, oldest first (none if no projector created the table yet)."""
     curs.execute("SELECT to_regclass('projection_skipped') IS NOT NULL AS present")
     row = curs.fetchone()
@@ -76,7 +77,7 @@ def read_skipped(curs: Cursor[Any]) -> list[ProjectionError]:
     curs.execute("SELECT name, position, error, skipped_at FROM projection_skipped"
                  " ORDER BY position, name")
     rows = [tuple(r.values()) if isinstance(r, dict) else r for r in curs.fetchall()]
-    return [ProjectionError(r[0], int(r[1]), r[2], r[3]) for r in rows]
+    return [Failure(r[0], int(r[1]), r[2], r[3]) for r in rows]
 
 
 def record_error(datastore: PostgresDatastore, name: str, position: int,
@@ -85,7 +86,7 @@ def record_error(datastore: PostgresDatastore, name: str, position: int,
     text = describe(exc)
     try:
         with datastore.transaction(commit=True) as curs:
-            curs.execute(DDL)
+            curs.execute(ERRORS_DDL)
             curs.execute(
                 "INSERT INTO projection_errors (name, position, error) VALUES (%s, %s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
@@ -94,11 +95,11 @@ def record_error(datastore: PostgresDatastore, name: str, position: int,
         log.exception("could not record the error of %s", name)
 
 
-def read_errors(curs: Cursor[Any]) -> dict[str, ProjectionError]:
+def read_errors(curs: Cursor[Any]) -> dict[str, Failure]:
     curs.execute("SELECT to_regclass('projection_errors') IS NOT NULL AS present")
     row = curs.fetchone()
     if not row or not (row["present"] if isinstance(row, dict) else row[0]):
         return {}
     curs.execute("SELECT name, position, error, occurred_at FROM projection_errors")
     rows = [tuple(r.values()) if isinstance(r, dict) else r for r in curs.fetchall()]
-    return {r[0]: ProjectionError(r[0], int(r[1]), r[2], r[3]) for r in rows}
+    return {r[0]: Failure(r[0], int(r[1]), r[2], r[3]) for r in rows}
