@@ -39,6 +39,7 @@ HANDLERS = {
     "delete_chats_chat_id_members_user_id": chats.remove_member,
     "post_messages": messages.post_message,
     "patch_messages_message_id": messages.edit_message,
+    "delete_messages_message_id": messages.delete_message,
     "post_attachments": attachments.create_attachment,
 }
 

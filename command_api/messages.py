@@ -1,4 +1,4 @@
-"""`/messages`: post text and voice messages, edit text messages."""
+"""`/messages`: post text and voice messages (maybe replies), edit text messages, delete."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ async def post_message(request: Request) -> Response:
     payload = body.payload.model_dump(mode="json") if body.payload is not None else None
     stat = ctx.storage.stat if ctx.storage is not None else None
     outcome = await ctx.run(ctx.commands.post_message, claim, author, body.chat_id, body.type,
-                            body.content, payload, stat)
+                            body.content, payload, stat, body.reply_to_id)
     return await ctx.respond(outcome, message_out(outcome.value))
 
 
@@ -34,3 +34,11 @@ async def edit_message(request: Request) -> Response:
     user, claim, body = await ctx.caller(request, MessageEdit)
     outcome = await ctx.run(ctx.commands.edit_message, claim, user, number, body.content)
     return await ctx.respond(outcome, message_out(outcome.value))
+
+
+async def delete_message(request: Request) -> Response:
+    ctx = context(request)
+    number = int_param(request.path_params["message_id"], "message_id")
+    user, claim = await ctx.delete_caller(request)
+    outcome = await ctx.run(ctx.commands.delete_message, claim, user, number)
+    return await ctx.respond(outcome)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.attachment import Attachment
@@ -150,28 +151,53 @@ class ChatCommands(EventStoreApp):
 
     def post_message(self, claim: Claim, author: int, chat_number: int, type: str,
                      content: str | None, payload: dict[str, Any] | None,
-                     stat: Stat | None = None) -> Outcome[Message]:
+                     stat: Stat | None = None, reply_to: int | None = None) -> Outcome[Message]:
         """Post as a member; a voice message carries the author's own attachment, uploaded
-        with the type and within the size it was signed for (`stat`: what storage holds)."""
+        with the type and within the size it was signed for (`stat`: what storage holds);
+        a reply answers a message of the same chat that is still there."""
         check_postable(type, content, payload)
         chat = self._chat_visible_to(chat_number, author)
+        read: list[Aggregate] = [chat]
+        if reply_to is not None:
+            try:
+                answered = self._load(Message.create_id(reply_to), Message, "")
+            except NotFoundError:
+                raise InvalidCommandError("reply_to_id must be a message of the same chat") \
+                    from None
+            answered.check_reply_in(chat_number)
+            read.append(answered)  # deleted meanwhile: decided again, and refused
         if type == VOICE:
             assert payload is not None and stat is not None, "a voice message needs `stat`"
             attachment = self.attachment_of(author, UUID(str(payload["attachment_id"])))
             self.uploads.check_uploaded(attachment.content_type, stat(attachment.key))
         message = Message(number=self._next_number("message"), chat=chat_number, author=author,
-                          type=type, content=content, payload=payload)
+                          type=type, content=content, payload=payload, reply_to=reply_to)
         effect = Effect(Change.CREATED, Resource.MESSAGE, message.number)
-        return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
+        return Outcome(message, self._save(claim, effect, message, read=read), effect)
 
-    def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
+    def _visible_message(self, number: int, user: int) -> tuple[Message, Chat]:
+        """The message and its chat, or NotFoundError if `user` cannot see it (not a member
+        of its chat now, the chat deleted, or the message deleted)."""
         message = self._load(Message.create_id(number), Message, "Message not found")
         try:
-            chat = self._chat_visible_to(message.chat, by)
+            chat = self._chat_visible_to(message.chat, user)
         except (NotFoundError, ForbiddenError) as exc:  # not visible: as if it did not exist
             raise NotFoundError("Message not found") from exc
+        if message.deleted:
+            raise NotFoundError("Message not found")
+        return message, chat
+
+    def edit_message(self, claim: Claim, by: int, number: int, content: str) -> Outcome[Message]:
+        message, chat = self._visible_message(number, by)
         message.edit(by, content)
         effect = Effect(Change.CHANGED, Resource.MESSAGE, number)
+        return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
+
+    def delete_message(self, claim: Claim, by: int, number: int) -> Outcome[Message]:
+        """The author, or a group chat's creator, deletes a text or voice message."""
+        message, chat = self._visible_message(number, by)
+        message.delete(by, chat.creator if chat.is_group else None)
+        effect = Effect(Change.REMOVED, Resource.MESSAGE, number)
         return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
 
     def request_attachment(self, claim: Claim, owner: int, attachment_id: UUID, key: str,

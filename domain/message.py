@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
-from domain.errors import ForbiddenError, InvalidCommandError
+from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
 
 TEXT, VOICE, SYSTEM = "text", "voice", "system"
 
@@ -41,14 +41,19 @@ class Message(Aggregate):
         type: str
         content: str | None
         payload: dict[str, Any] | None
-        reply_to: int | None  # the message this one answers (no command sets it yet)
+        reply_to: int | None  # the message of the same chat this one answers
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["reply_to"] = None
 
     class Edited(Aggregate.Event):
-        """Carries the whole message, so its public payload is a function of this event alone."""
+        """Carries the whole message, so its public payload is a function of this event alone.
+
+        Version 2 added `reply_to`: no message was a reply before it, so version-1 events
+        are upcast with None."""
+
+        class_version = 2
 
         number: int
         content: str
@@ -57,6 +62,19 @@ class Message(Aggregate):
         type: str
         payload: dict[str, Any] | None
         posted_at: datetime
+        reply_to: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reply_to"] = None
+
+    class Deleted(Aggregate.Event):
+        """Gone from every read model. Its text stays in the earlier events of the log (and
+        in the live stream until retention drops it): README, "Erasing a message"."""
+
+        number: int
+        chat: int
+        by: int
 
     @staticmethod
     def create_id(number: int) -> UUID:
@@ -73,18 +91,43 @@ class Message(Aggregate):
         self.payload = payload
         self.reply_to = reply_to
         self.edited = False
+        self.deleted = False
+
+    def check_reply_in(self, chat: int) -> None:
+        """A reply answers a message of its own chat that is still there."""
+        if self.chat != chat or self.deleted:
+            raise InvalidCommandError("reply_to_id must be a message of the same chat")
 
     def edit(self, by: int, content: str) -> None:
         """Only the author, only text messages."""
+        if self.deleted:
+            raise NotFoundError("Message not found")
         if by != self.author or self.type == SYSTEM:
             raise ForbiddenError("You can only edit your own messages")
         if self.type != TEXT:
             raise InvalidCommandError("Only text messages can be edited")
         self._edited(number=self.number, content=content, chat=self.chat, author=self.author,
-                     type=self.type, payload=self.payload, posted_at=self.created_on)
+                     type=self.type, payload=self.payload, posted_at=self.created_on,
+                     reply_to=self.reply_to)
 
     @event(Edited)
     def _edited(self, number: int, content: str, chat: int, author: int, type: str,
-                payload: dict[str, Any] | None, posted_at: datetime) -> None:
+                payload: dict[str, Any] | None, posted_at: datetime,
+                reply_to: int | None) -> None:
         self.content = content
         self.edited = True
+
+    def delete(self, by: int, group_creator: int | None) -> None:
+        """The author, or the creator of the group chat it is in (`group_creator`: None in a
+        direct chat); never a system message (the chat's own history)."""
+        if self.deleted:
+            raise NotFoundError("Message not found")
+        if self.type == SYSTEM:
+            raise ForbiddenError("System messages cannot be deleted")
+        if by != self.author and by != group_creator:
+            raise ForbiddenError("Only the author or the group's creator can delete a message")
+        self._deleted(number=self.number, chat=self.chat, by=by)
+
+    @event(Deleted)
+    def _deleted(self, number: int, chat: int, by: int) -> None:
+        self.deleted = True

@@ -30,6 +30,7 @@ class MessageRow:
     ts: datetime
     edited_at: datetime | None
     position: int
+    reply_to_id: int | None
 
 
 @dataclass(slots=True)
@@ -51,11 +52,12 @@ def posted_row(event: Message.Posted, position: int) -> MessageRow:
                       type=event.type, content=event.content,
                       payload=Jsonb(payload) if payload is not None else None,
                       attachment_id=UUID(attachment) if attachment else None,
-                      ts=event.timestamp, edited_at=None, position=position)
+                      ts=event.timestamp, edited_at=None, position=position,
+                      reply_to_id=event.reply_to)
 
 
 class MessagesProjection:
-    """One row per message; a deleted chat's messages go with it."""
+    """One row per message; a deleted message, or a deleted chat's messages, go."""
 
     name: ClassVar[str] = "messages"
     ddl: ClassVar[tuple[str, ...]] = (
@@ -69,25 +71,31 @@ class MessagesProjection:
             attachment_id uuid,
             ts timestamptz NOT NULL,
             edited_at timestamptz,
-            position bigint NOT NULL
+            position bigint NOT NULL,
+            reply_to_id bigint
         )""",
+        # Tables created before replies existed: no message was a reply then, so NULL is right.
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to_id bigint",
         # Paging `WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT n` is one index range scan.
         "CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat_id, id DESC)",
         "CREATE INDEX IF NOT EXISTS messages_by_attachment ON messages (attachment_id)"
         " WHERE attachment_id IS NOT NULL",
     )
-    event_types: ClassVar[tuple[type, ...]] = (Message.Posted, Message.Edited, Chat.Deleted)
+    event_types: ClassVar[tuple[type, ...]] = (Message.Posted, Message.Edited, Message.Deleted,
+                                               Chat.Deleted)
 
     def apply(self, events: Events, curs: Cursor[Any]) -> None:
         """New rows by COPY; older rows edited and deleted set-wise.
 
-        Rows posted in this batch are edited (or dropped with their chat) in memory before the
-        COPY; edits of older rows run before the deletions, which is equivalent in any order
-        because an edit of a deleted row changes nothing.
+        Rows posted in this batch are edited (or dropped, alone or with their chat) in memory
+        before the COPY; edits of older rows run before the deletions, which is equivalent in
+        any order because an edit of a deleted row changes nothing (and none follows a
+        message's own deletion: the domain refuses it).
         """
         rows: dict[int, MessageRow] = {}
         edits: dict[int, Edit] = {}  # the last edit of each older row
-        deleted: list[int] = []
+        deleted: list[int] = []  # chats
+        gone: list[int] = []  # older messages deleted one by one
         for position, event in events:
             if isinstance(event, Message.Posted):
                 rows[event.number] = posted_row(event, position)
@@ -98,6 +106,9 @@ class MessagesProjection:
                 else:
                     row.content, row.edited_at = event.content, event.timestamp
                     row.position = position
+            elif isinstance(event, Message.Deleted):
+                if rows.pop(event.number, None) is None:
+                    gone.append(event.number)
             elif isinstance(event, Chat.Deleted):
                 deleted.append(event.chat)
                 rows = {number: row for number, row in rows.items() if row.chat_id != event.chat}
@@ -111,4 +122,6 @@ class MessagesProjection:
                  [e.edited_at for e in edits.values()], [e.position for e in edits.values()]))
         if deleted:
             curs.execute("DELETE FROM messages WHERE chat_id = ANY(%s)", (deleted,))
+        if gone:
+            curs.execute("DELETE FROM messages WHERE id = ANY(%s)", (gone,))
         MESSAGES.copy(curs, rows.values())

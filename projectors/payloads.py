@@ -74,18 +74,20 @@ def _(event: Chat.Deleted) -> list[PublicEvent]:
 
 @public_events.register
 def _(event: Message.Posted) -> list[PublicEvent]:
-    message = MessageOut(id=event.number, chat_id=event.chat, author_id=event.author,
-                         type=event.type, content=event.content, payload=event.payload,
-                         ts=event.timestamp)
+    message = MessageOut.of(event, event.timestamp)
     return [PublicEvent(subjects.chat(event.chat), "message.created", dump(message))]
 
 
 @public_events.register
 def _(event: Message.Edited) -> list[PublicEvent]:
-    message = MessageOut(id=event.number, chat_id=event.chat, author_id=event.author,
-                         type=event.type, content=event.content, payload=event.payload,
-                         ts=event.posted_at, edited_at=event.timestamp)
+    message = MessageOut.of(event, event.posted_at, edited_at=event.timestamp)
     return [PublicEvent(subjects.chat(event.chat), "message.updated", dump(message))]
+
+
+@public_events.register
+def _(event: Message.Deleted) -> list[PublicEvent]:
+    data = {"id": event.number, "chat_id": event.chat}
+    return [PublicEvent(subjects.chat(event.chat), "message.deleted", data)]
 
 
 def published_types() -> tuple[type, ...]:

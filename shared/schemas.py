@@ -159,13 +159,14 @@ class RegisterResponse(Output):
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
                   Printable]
 # Strict: "1" or true are not ids, "yes" is not a boolean (lax coercion would accept them).
-UserId = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
+# The id of a user, chat or message: a positive bigint, never a string or a float.
+RecordId = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
 
 
 class ChatCreate(Input):
     title: Title | None = None
     is_group: StrictBool
-    member_ids: Annotated[list[UserId], Field(max_length=500)]
+    member_ids: Annotated[list[RecordId], Field(max_length=500)]
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "title": "New Project Discussion", "is_group": True, "member_ids": [2, 3, 4]}]})
@@ -179,7 +180,7 @@ class ChatUpdate(Input):
 
 
 class MembersAdd(Input):
-    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)]
+    user_ids: Annotated[list[RecordId], Field(min_length=1, max_length=500)]
 
 
 class ChatOut(Output):
@@ -218,13 +219,15 @@ class VoicePayload(Input):
 
 
 class MessageCreate(Input):
-    chat_id: UserId
+    chat_id: RecordId
     type: Literal["text", "voice", "system"]
     content: Annotated[str, StringConstraints(max_length=4000), Printable] | None = None
     payload: VoicePayload | None = None
+    reply_to_id: RecordId | None = None  # a message of the same chat
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"chat_id": 1, "type": "text", "content": "Hello everyone!"},
+        {"chat_id": 1, "type": "text", "content": "Agreed", "reply_to_id": 41},
         {"chat_id": 1, "type": "voice", "content": None, "payload": {
             "attachment_id": "550e8400-e29b-41d4-a716-446655440000", "duration_ms": 5000,
             "codec": "opus", "waveform": [10, 20, 30, 40, 50]}}]})
@@ -249,6 +252,7 @@ class MessageOut(Output):
     payload: dict[str, Any] | None
     ts: Timestamp
     edited_at: Timestamp | None = None
+    reply_to_id: int | None = None
 
     @classmethod
     def of(cls, message: MessageFields, ts: datetime,
@@ -257,7 +261,7 @@ class MessageOut(Output):
         all carry them, so the command API and the live payloads map them here, once."""
         return cls(id=message.number, chat_id=message.chat, author_id=message.author,
                    type=message.type, content=message.content, payload=message.payload,
-                   ts=ts, edited_at=edited_at)
+                   ts=ts, edited_at=edited_at, reply_to_id=message.reply_to)
 
 
 class MessageFields(Protocol):
@@ -275,6 +279,8 @@ class MessageFields(Protocol):
     def content(self) -> str | None: ...
     @property
     def payload(self) -> dict[str, Any] | None: ...
+    @property
+    def reply_to(self) -> int | None: ...
 
 
 # -- attachments ---------------------------------------------------------------------------

@@ -51,8 +51,10 @@ POST_MESSAGE = """\
 `content` (null or absent) and a `payload` whose `attachment_id` is an attachment the caller created
 (`POST /attachments`) and has uploaded, with the type and size it was signed for; `duration_ms`
 1..600000, `codec` such as `opus`, `aac`, `mp3` or `vorbis`, `waveform` optional (at most 512
-integers 0..255). `system` messages are written by the server only (403). Members receive the
-message as a `message.created` WebSocket event, exactly as returned here. A voice message:
+integers 0..255). `system` messages are written by the server only (403). Either kind may
+answer another message of the same chat with `reply_to_id` (400 if it is not one, or deleted).
+Members receive the message as a `message.created` WebSocket event, exactly as returned here.
+A voice message:
 
 ```json
 {"chat_id": 1, "type": "voice", "content": null,
@@ -123,7 +125,8 @@ MESSAGES: list[Operation] = [
                           headers=("Location",)),
             400: "Validation error; a text message without content or with a payload; a "
                  "voice message without payload or with content, whose attachment is not "
-                 "the caller's, not uploaded, or does not match its upload policy; or a bad "
+                 "the caller's, not uploaded, or does not match its upload policy; a "
+                 "`reply_to_id` that is not a message of the chat; or a bad "
                  "`Idempotency-Key`.",
             403: "The caller is not a member of the chat, or `type` is `system`.",
             404: "No such chat, or it was deleted.",
@@ -147,6 +150,22 @@ MESSAGES: list[Operation] = [
                  "integer, or a bad `Idempotency-Key`.",
             403: "The caller is not the message's author, or it is a system message.",
             404: "No such message, or the caller is not a member of its chat.",
+        }),
+    Operation(
+        "DELETE", MESSAGE, "Delete a message", "messages",
+        description="The author, or the creator of a group chat, deletes a text or voice "
+                    "message. Afterwards it is gone from every read (lists skip it, `GET` is "
+                    "404, its voice attachment is 404 to everyone but the uploader) and from "
+                    "unread counts; members receive a `message.deleted` WebSocket event "
+                    "`{\"id\", \"chat_id\"}`. Its text stays in the event log and, until "
+                    "retention drops it, in the live stream: the README says how an operator "
+                    "erases it.",
+        responses={
+            204: None,
+            400: "`message_id` is not a positive integer, or a bad `Idempotency-Key`.",
+            403: "The caller is neither the author nor the group's creator, or it is a "
+                 "system message.",
+            404: "No such message, it was deleted, or the caller is not a member of its chat.",
         }),
 ]
 

@@ -133,3 +133,68 @@ def test_the_message_shape_is_one_mapping_from_aggregate_and_events(app: Parley,
     assert MessageOut.of(second, second.posted_at, second.timestamp) == out
     assert MessageOut.of(first, first.timestamp) == out.model_copy(
         update={"content": "hi", "edited_at": None})
+
+
+# -- replies and deleting --------------------------------------------------------------------
+
+def text(app: Parley, author: int, chat: int, reply_to: int | None = None) -> Message:
+    return app.post_message(claim(author), author, chat, "text", "hi", None,
+                            reply_to=reply_to).value
+
+
+def test_a_reply_answers_a_message_of_the_same_chat_still_there(app: Parley, chat: int) -> None:
+    first = text(app, 1, chat)
+    answer = text(app, 2, chat, reply_to=first.number)
+    assert answer.reply_to == first.number
+    assert MessageOut.of(answer, answer.created_on).reply_to_id == first.number
+    edited = app.edit_message(claim(2), 2, answer.number, "edited").value
+    assert edited.reply_to == first.number  # an edit keeps it, in its event too
+    other = app.create_chat(claim(1), 1, "Other", True, [2]).value[0].number
+    elsewhere = text(app, 1, other)
+    for target in (elsewhere.number, 10**9):
+        with pytest.raises(InvalidCommandError, match="reply_to_id"):
+            text(app, 1, chat, reply_to=target)
+    app.delete_message(claim(1), 1, first.number)
+    with pytest.raises(InvalidCommandError, match="reply_to_id"):
+        text(app, 2, chat, reply_to=first.number)
+
+
+def test_who_may_delete_a_message(app: Parley, chat: int) -> None:
+    app.add_members(claim(1), 1, chat, [3])
+    by_member = text(app, 2, chat)
+    with pytest.raises(ForbiddenError):  # another member: neither author nor creator
+        app.delete_message(claim(3), 3, by_member.number)
+    deleted = app.delete_message(claim(1), 1, by_member.number)  # the group's creator
+    assert deleted.value.deleted and deleted.effect.change == "removed"
+    for again in (1, 2):  # gone: as if it never was, for edits and deletes alike
+        with pytest.raises(NotFoundError):
+            app.delete_message(claim(again), again, by_member.number)
+    with pytest.raises(NotFoundError):
+        app.edit_message(claim(2), 2, by_member.number, "x")
+    system = next(n for n in range(1, by_member.number)
+                  if app.repository.get(Message.create_id(n)).type == "system")
+    with pytest.raises(ForbiddenError, match="System"):
+        app.delete_message(claim(1), 1, system)
+
+
+def test_in_a_direct_chat_only_the_author_deletes(app: Parley) -> None:
+    direct = app.create_chat(claim(1), 1, None, False, [2]).value[0].number
+    theirs = text(app, 2, direct)
+    with pytest.raises(ForbiddenError):
+        app.delete_message(claim(1), 1, theirs.number)  # the direct chat's "creator"
+    assert app.delete_message(claim(2), 2, theirs.number).value.deleted
+
+
+def test_a_non_member_finds_no_message_to_delete(app: Parley, chat: int) -> None:
+    said = text(app, 2, chat)
+    with pytest.raises(NotFoundError):
+        app.delete_message(claim(3), 3, said.number)
+    app.remove_member(claim(2), 2, chat, 2)  # left: no longer visible to the author either
+    with pytest.raises(NotFoundError):
+        app.delete_message(claim(2), 2, said.number)
+
+
+def test_stored_version_1_edits_read_as_no_reply() -> None:
+    state: dict[str, Any] = {"number": 1}
+    Message.Edited.upcast_v1_v2(state)
+    assert state == {"number": 1, "reply_to": None}
