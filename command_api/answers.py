@@ -28,6 +28,8 @@ ANSWERS: dict[tuple[Change, Resource], tuple[int, str | None]] = {
     (_CREATED, Resource.MESSAGE): (201, "/messages/{id}"),
     (_CHANGED, Resource.MESSAGE): (200, "/messages/{id}"),
     (_REMOVED, Resource.MESSAGE): (204, None),
+    (_CHANGED, Resource.READ_MARKER): (200, None),
+    (_FOUND, Resource.READ_MARKER): (200, None),  # at or after that message already
     (_CREATED, Resource.ATTACHMENT): (200, None),  # the presigned upload, as the seed answers
 }
 LOCATED = (_CREATED, _FOUND)  # the changes whose response carries the Location itself

@@ -37,6 +37,7 @@ HANDLERS = {
     "delete_chats_chat_id": chats.delete_chat,
     "post_chats_chat_id_members": chats.add_members,
     "delete_chats_chat_id_members_user_id": chats.remove_member,
+    "put_chats_chat_id_read": chats.mark_read,
     "post_messages": messages.post_message,
     "patch_messages_message_id": messages.edit_message,
     "delete_messages_message_id": messages.delete_message,
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = Context(settings=settings, commands=parley, tokens=TokenService(settings),
                       throttle=throttle, waiter=waiter, sessions=EndedSessions(pool),
                       fingerprint_secret=secret, storage=storage,
-                      registrations=registrations, writes=writes, proxies=proxies)
+                      registrations=registrations, writes=writes, proxies=proxies,
+                      readmodels=pool)
         app.state.context = state["ctx"] = ctx
         # checked after a database error (shared/web/endpoints.py): ours and the event store's
         app.state.pools = [pool, parley.datastore_pool]

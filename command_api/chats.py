@@ -1,4 +1,4 @@
-"""`/chats...`: create, rename, delete, and change members."""
+"""`/chats...`: create, rename, delete, change members, and mark read."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from starlette.responses import Response
 
 from command_api.context import Context, context
 from domain.chat import Chat
-from shared.schemas import ChatCreate, ChatOut, ChatUpdate, MembersAdd, MembersOut
-from shared.web.endpoints import int_param
+from shared.schemas import (
+    ChatCreate,
+    ChatOut,
+    ChatUpdate,
+    MarkRead,
+    MembersAdd,
+    MembersOut,
+    ReadState,
+)
+from shared.web.endpoints import int_param, json_response, read_json, validate
 
 
 async def _chat_out(ctx: Context, chat: Chat, viewer: int) -> ChatOut:
@@ -59,3 +67,26 @@ async def remove_member(request: Request) -> Response:
     user, claim = await ctx.delete_caller(request)
     outcome = await ctx.run(ctx.commands.remove_member, claim, user, number, member)
     return await ctx.respond(outcome)
+
+
+async def mark_read(request: Request) -> Response:
+    """`PUT /chats/{id}/read`: no Idempotency-Key (repeating it changes nothing). The answer
+    is the caller's read state once the read models show the move (bounded), from them: a
+    post of the caller's own may have moved the marker further, and only they count."""
+    ctx = context(request)
+    number = int_param(request.path_params["chat_id"], "chat_id")
+    user = await ctx.writer(request)
+    body = validate(MarkRead, await read_json(request))
+    outcome = await ctx.run(ctx.commands.mark_read, user, number, body.message_id)
+    headers = await ctx.settle(outcome)
+    assert ctx.readmodels is not None
+    async with ctx.readmodels.connection() as conn:
+        cur = await conn.execute(
+            "SELECT r.last_read_message_id, GREATEST(n.countable - r.base, 0) FROM chat_reads r"
+            " JOIN chat_counts n ON n.chat_id = r.chat_id WHERE r.chat_id = %s AND r.user_id = %s",
+            (number, user))
+        row = await cur.fetchone()
+    shown, unread = row if row is not None else (None, 0)
+    marker = max(shown or 0, outcome.value.message)  # the read models may not have it yet
+    return json_response(ReadState(chat_id=number, last_read_message_id=marker,
+                                   unread_count=unread), 200, headers)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -62,6 +63,7 @@ class Context:
     registrations: RegistrationLimit | None = None
     writes: WriteBuckets | None = None
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
+    readmodels: AsyncConnectionPool | None = None  # for answers the read models complete
 
     async def run(self, command: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous eventsourcing command off the event loop; map domain errors."""
@@ -109,6 +111,14 @@ class Context:
         `X-Event-Position`, after the read models caught up with it (bounded). `wait=False`
         for writes no read model shows to the caller (sessions)."""
         status, _ = answer(outcome.effect)
+        headers = await self.settle(outcome, wait)
+        if body is None:
+            return Response(status_code=status, headers=headers)
+        return json_response(body, status, headers)
+
+    async def settle(self, outcome: Outcome[Any], wait: bool = True) -> dict[str, str]:
+        """The headers of a command's answer, once the read models show it (bounded):
+        `X-Event-Position`, `Location`, `X-Consistency`."""
         headers = {"X-Event-Position": str(outcome.position)}
         location = response_location(outcome.effect)
         if location:
@@ -118,9 +128,7 @@ class Context:
             caught_up = await self.waiter.wait_for(outcome.position,
                                                    self.settings.consistency_timeout)
             headers["X-Consistency"] = "read-your-writes" if caught_up else "pending"
-        if body is None:
-            return Response(status_code=status, headers=headers)
-        return json_response(body, status, headers)
+        return headers
 
 
 def context(request: Request) -> Context:

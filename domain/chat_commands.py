@@ -15,8 +15,10 @@ from domain.chat_cache import ChatCache
 from domain.errors import ForbiddenError, InvalidCommandError, NotFoundError
 from domain.eventstore.application import EventStoreApp
 from domain.eventstore.idempotency import Claim
+from domain.eventstore.recorder import StaleReadError
 from domain.message import SYSTEM, VOICE, Message, check_postable
 from domain.outcomes import Change, Effect, Outcome, Resource
+from domain.read_marker import ReadMarker
 from domain.uploads import Stat, UploadPolicy
 from domain.user import User
 
@@ -199,6 +201,35 @@ class ChatCommands(EventStoreApp):
         message.delete(by, chat.creator if chat.is_group else None)
         effect = Effect(Change.REMOVED, Resource.MESSAGE, number)
         return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
+
+    def mark_read(self, user: int, chat_number: int,
+                  message_number: int) -> Outcome[ReadMarker]:
+        """Move the member's read marker forward to a message of the chat; a message at or
+        before it writes nothing (`Change.FOUND`). Needs no Idempotency-Key: repeating it
+        changes nothing."""
+        chat = self._chat_visible_to(chat_number, user)
+        try:
+            message = self._load(Message.create_id(message_number), Message, "")
+            message.check_in(chat_number)
+        except (NotFoundError, InvalidCommandError):
+            raise InvalidCommandError("message_id must be a message of this chat") from None
+        marker_id = ReadMarker.create_id(chat_number, user)
+        try:
+            marker: ReadMarker | None = self._load(marker_id, ReadMarker, "")
+        except NotFoundError:
+            marker = None
+        if marker is not None and marker.covers(message_number):
+            return Outcome(marker, 0, Effect(Change.FOUND, Resource.READ_MARKER, chat_number))
+        if marker is None:
+            marker = ReadMarker(chat=chat_number, user=user, message=message_number)
+        else:
+            marker.move_to(message_number)
+        effect = Effect(Change.CHANGED, Resource.READ_MARKER, chat_number)
+        try:
+            position = self._save(None, effect, marker, read=[chat])
+        except IntegrityError:  # moved by another request meanwhile: decide on what it did
+            raise StaleReadError({marker_id}) from None
+        return Outcome(marker, position, effect)
 
     def request_attachment(self, claim: Claim, owner: int, attachment_id: UUID, key: str,
                            filename: str, content_type: str) -> Outcome[Attachment]:

@@ -35,3 +35,7 @@ def direct_chat_index_id(user_a: int, user_b: int) -> UUID:
 
 def message_id(number: int) -> UUID:
     return uuid5(NAMESPACE, f"/messages/{number}")
+
+
+def read_marker_id(chat: int, user: int) -> UUID:
+    return uuid5(NAMESPACE, f"/chats/{chat}/read/{user}")

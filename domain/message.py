@@ -93,10 +93,17 @@ class Message(Aggregate):
         self.edited = False
         self.deleted = False
 
+    def check_in(self, chat: int) -> None:
+        """InvalidCommandError unless this is a message of `chat` that is still there."""
+        if self.chat != chat or self.deleted:
+            raise InvalidCommandError("not a message of this chat")
+
     def check_reply_in(self, chat: int) -> None:
         """A reply answers a message of its own chat that is still there."""
-        if self.chat != chat or self.deleted:
-            raise InvalidCommandError("reply_to_id must be a message of the same chat")
+        try:
+            self.check_in(chat)
+        except InvalidCommandError:
+            raise InvalidCommandError("reply_to_id must be a message of the same chat") from None
 
     def edit(self, by: int, content: str) -> None:
         """Only the author, only text messages."""

@@ -34,6 +34,7 @@ class Resource(StrEnum):
     MEMBERS = "members"  # the member list of chat `id`
     MEMBER = "member"  # one member (`id`) of a chat
     MESSAGE = "message"
+    READ_MARKER = "read_marker"  # the caller's marker in chat `id`
     ATTACHMENT = "attachment"
 
 

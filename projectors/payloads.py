@@ -10,6 +10,7 @@ from functools import singledispatch
 
 from domain.chat import Chat
 from domain.message import Message
+from domain.read_marker import ReadMarker
 from domain.session import Session
 from domain.user import User
 from projectors.base import PublicEvent
@@ -88,6 +89,14 @@ def _(event: Message.Edited) -> list[PublicEvent]:
 def _(event: Message.Deleted) -> list[PublicEvent]:
     data = {"id": event.number, "chat_id": event.chat}
     return [PublicEvent(subjects.chat(event.chat), "message.deleted", data)]
+
+
+@public_events.register(ReadMarker.Set)
+@public_events.register(ReadMarker.Moved)
+def _(event: ReadMarker.Set | ReadMarker.Moved) -> list[PublicEvent]:
+    """To every member: "seen" ticks, and the reader's other devices."""
+    data = {"chat_id": event.chat, "user_id": event.user, "last_read_message_id": event.message}
+    return [PublicEvent(subjects.chat(event.chat), "chat.read", data)]
 
 
 def published_types() -> tuple[type, ...]:

@@ -1,4 +1,5 @@
-"""`GET /chats`, `GET /chats/{id}`, `GET /chats/{id}/members` from the chat read models."""
+"""`GET /chats`, `GET /chats/{id}`, `GET /chats/{id}/members` from the chat read models,
+with the viewer's read state and each chat's newest message."""
 
 from __future__ import annotations
 
@@ -11,23 +12,35 @@ from starlette.responses import Response
 from domain.chat import title_seen_by
 from query_api.access import check_member
 from query_api.context import reader
-from shared.schemas import ChatOut, MemberOut
+from shared.schemas import ChatView, MemberOut, MessageOut
 from shared.web.endpoints import int_param, json_response, rows_as
 
-# With another member and their name, for a direct chat's title (`title_seen_by`).
-CHAT_COLUMNS = """c.id, c.title, other.id AS other_id, other.display_name AS other_name,
-    c.is_group, c.created_at, c.creator_id, c.last_activity_at"""
-OTHER_MEMBER = """LEFT JOIN LATERAL (
+LAST = "last_"  # the prefix of the newest message's columns
+# With another member and their name, for a direct chat's title (`title_seen_by`); the
+# viewer's read state (`projectors/reads.py`: unread = countable - base); the newest message.
+CHAT_COLUMNS = f"""c.id, c.title, other.id AS other_id, other.display_name AS other_name,
+    c.is_group, c.created_at, c.creator_id, c.last_activity_at,
+    r.last_read_message_id, GREATEST(n.countable - r.base, 0) AS unread_count,
+    {", ".join(f"last.{name} AS {LAST}{name}" for name in MessageOut.model_fields)}"""
+# Each join is a primary-key or index lookup per chat: no count over a chat's messages.
+CHAT_JOINS = """LEFT JOIN LATERAL (
         SELECT u.id, u.display_name FROM chat_members o JOIN users u ON u.id = o.user_id
         WHERE o.chat_id = c.id AND o.user_id <> %(viewer)s ORDER BY o.user_id LIMIT 1
-    ) other ON NOT c.is_group"""
+    ) other ON NOT c.is_group
+    LEFT JOIN chat_reads r ON r.chat_id = c.id AND r.user_id = %(viewer)s
+    LEFT JOIN chat_counts n ON n.chat_id = c.id
+    LEFT JOIN LATERAL (
+        SELECT * FROM messages WHERE chat_id = c.id ORDER BY id DESC LIMIT 1) last ON true"""
 
 
-def _chat_out(row: dict[str, Any], viewer: int) -> ChatOut:
+def _chat_view(row: dict[str, Any], viewer: int) -> ChatView:
     other, name = row.pop("other_id"), row.pop("other_name")
     row["title"] = title_seen_by(viewer, row["title"], row["is_group"],
                                  [other] if other is not None else [], {other: name}.get)
-    return ChatOut.model_construct(**row)
+    last = {name: row.pop(f"{LAST}{name}") for name in MessageOut.model_fields}
+    row["last_message"] = MessageOut.model_construct(**last) if last["id"] is not None else None
+    row["unread_count"] = row["unread_count"] or 0
+    return ChatView.model_construct(**row)
 
 
 async def list_chats(request: Request) -> Response:
@@ -36,11 +49,11 @@ async def list_chats(request: Request) -> Response:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             f"SELECT {CHAT_COLUMNS} FROM chat_members m JOIN chats c ON c.id = m.chat_id"
-            f" {OTHER_MEMBER}"
+            f" {CHAT_JOINS}"
             " WHERE m.user_id = %(viewer)s AND c.deleted_at IS NULL"
             " ORDER BY c.last_activity_at DESC, c.id DESC", {"viewer": claims.user_id})
         rows = await cur.fetchall()
-    return json_response([_chat_out(row, claims.user_id) for row in rows])
+    return json_response([_chat_view(row, claims.user_id) for row in rows])
 
 
 async def get_chat(request: Request) -> Response:
@@ -49,11 +62,11 @@ async def get_chat(request: Request) -> Response:
     async with ctx.pool.connection() as conn:
         await check_member(conn, chat_id, claims.user_id)
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c {OTHER_MEMBER}"
+        await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c {CHAT_JOINS}"
                           " WHERE c.id = %(chat)s", {"viewer": claims.user_id, "chat": chat_id})
         row = await cur.fetchone()
     assert row is not None  # a member's chat: check_member found it
-    return json_response(_chat_out(row, claims.user_id))
+    return json_response(_chat_view(row, claims.user_id))
 
 
 async def list_members(request: Request) -> Response:
@@ -63,8 +76,10 @@ async def list_members(request: Request) -> Response:
         await check_member(conn, chat_id, claims.user_id)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "SELECT u.id, u.display_name, u.avatar_url, m.joined_at FROM chat_members m"
-            " JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s ORDER BY m.joined_at, u.id",
+            "SELECT u.id, u.display_name, u.avatar_url, m.joined_at, r.last_read_message_id"
+            " FROM chat_members m JOIN users u ON u.id = m.user_id LEFT JOIN chat_reads r"
+            " ON r.chat_id = m.chat_id AND r.user_id = m.user_id WHERE m.chat_id = %s"
+            " ORDER BY m.joined_at, u.id",
             (chat_id,))
         rows = await cur.fetchall()
     return json_response(rows_as(MemberOut, rows))

@@ -206,6 +206,7 @@ class MemberOut(Output):
     display_name: str
     avatar_url: str | None
     joined_at: Timestamp
+    last_read_message_id: int | None = None
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -281,6 +282,32 @@ class MessageFields(Protocol):
     def payload(self) -> dict[str, Any] | None: ...
     @property
     def reply_to(self) -> int | None: ...
+
+
+# -- conversation state --------------------------------------------------------------------
+
+class ChatView(ChatOut):
+    """A chat as `GET /chats` shows it to one member: with their read state and its newest
+    message (null if none is left)."""
+
+    unread_count: int = 0
+    last_read_message_id: int | None = None
+    last_message: MessageOut | None = None
+
+
+class MarkRead(Input):
+    message_id: RecordId
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"message_id": 42}]})
+
+
+class ReadState(Output):
+    """The caller's read marker in a chat, and what is still unread after it."""
+
+    chat_id: int
+    last_read_message_id: int | None
+    unread_count: int
 
 
 # -- attachments ---------------------------------------------------------------------------

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from shared.openapi.types import API, ID, Operation, Param, Response
-from shared.schemas import ChatCreate, ChatOut, ChatUpdate, MemberOut, MembersAdd, MembersOut
+from shared.schemas import (
+    ChatCreate,
+    ChatOut,
+    ChatUpdate,
+    ChatView,
+    MarkRead,
+    MemberOut,
+    MembersAdd,
+    MembersOut,
+    ReadState,
+)
 
 # Mirrors the seed's examples (section 3), with the fields Parley adds.
 GROUP_CHAT_EXAMPLE = {"id": 3, "title": "New Project Discussion", "is_group": True,
@@ -12,20 +22,28 @@ GROUP_CHAT_EXAMPLE = {"id": 3, "title": "New Project Discussion", "is_group": Tr
 DIRECT_CHAT_EXAMPLE = {"id": 2, "title": "John Doe", "is_group": False,
                        "created_at": "2024-03-26T11:00:00Z", "creator_id": 2,
                        "last_activity_at": None}
+LAST_MESSAGE_EXAMPLE = {"id": 57, "chat_id": 1, "author_id": 2, "type": "text",
+                        "content": "See you at 3", "payload": None,
+                        "ts": "2024-03-26T12:05:00Z", "edited_at": None, "reply_to_id": None}
 CHAT_LIST_EXAMPLE = [
     {"id": 1, "title": "General Chat", "is_group": True, "created_at": "2024-03-26T10:00:00Z",
-     "creator_id": 1, "last_activity_at": "2024-03-26T12:05:00Z"},
-    {**DIRECT_CHAT_EXAMPLE, "last_activity_at": "2024-03-26T11:30:00Z"},
+     "creator_id": 1, "last_activity_at": "2024-03-26T12:05:00Z", "unread_count": 3,
+     "last_read_message_id": 54, "last_message": LAST_MESSAGE_EXAMPLE},
+    {**DIRECT_CHAT_EXAMPLE, "last_activity_at": "2024-03-26T11:30:00Z", "unread_count": 0,
+     "last_read_message_id": None, "last_message": None},
 ]
 RENAMED_CHAT_EXAMPLE = {"id": 1, "title": "Updated Chat Title", "is_group": True,
                         "created_at": "2024-03-26T10:00:00Z", "creator_id": 1,
                         "last_activity_at": None}
 MEMBERS_EXAMPLE = [
     {"id": 1, "display_name": "John Doe", "avatar_url": "https://example.com/avatar.jpg",
-     "joined_at": "2024-03-26T12:00:00Z"},
+     "joined_at": "2024-03-26T12:00:00Z", "last_read_message_id": 57},
     {"id": 2, "display_name": "Jane Smith", "avatar_url": None,
-     "joined_at": "2024-03-26T12:00:00Z"},
+     "joined_at": "2024-03-26T12:00:00Z", "last_read_message_id": None},
 ]
+READ_STATE = ("`unread_count`: text and voice messages by others after the caller's read "
+              "marker `last_read_message_id` (null before any); system and deleted messages "
+              "do not count. `last_message`: the newest message left, null if none.")
 
 CHAT = f"{API}/chats/{{chat_id}}"
 NOT_VISIBLE = "No such chat, or it was deleted."
@@ -39,9 +57,9 @@ CHATS: list[Operation] = [
         "GET", f"{API}/chats", "The caller's chats", "chats",
         description="Every chat the caller is a member of, most recent activity first "
                     "(`last_activity_at`: the latest message, or the chat's creation). "
-                    "Deleted chats are gone.",
+                    "Deleted chats are gone. " + READ_STATE,
         responses={
-            200: Response("The caller's chats.", list[ChatOut], example=CHAT_LIST_EXAMPLE),
+            200: Response("The caller's chats.", list[ChatView], example=CHAT_LIST_EXAMPLE),
             400: "`X-Min-Position` is not a non-negative integer.",
         }),
     Operation(
@@ -66,11 +84,30 @@ CHATS: list[Operation] = [
                                              "completed request", "original_status": 201}),
         }),
     Operation(
-        "GET", CHAT, "One chat", "chats",
+        "GET", CHAT, "One chat", "chats", description=READ_STATE,
         responses={
-            200: Response("The chat.", ChatOut, example=CHAT_LIST_EXAMPLE[0]),
+            200: Response("The chat.", ChatView, example=CHAT_LIST_EXAMPLE[0]),
             400: "`chat_id` is not a positive integer, or `X-Min-Position` is not a "
                  "non-negative integer.",
+            403: NOT_MEMBER,
+            404: NOT_VISIBLE,
+        }),
+    Operation(
+        "PUT", f"{CHAT}/read", "Mark the chat read up to a message", "chats",
+        request=MarkRead, idempotent=False, event_position=True,
+        description="Moves the caller's read marker forward to `message_id`, a message of "
+                    "this chat; a message at or before the marker leaves it as it is and "
+                    "writes nothing (`X-Event-Position: 0`), so no `Idempotency-Key` is "
+                    "needed. Posting a message moves its author's marker to it as well. "
+                    "Members receive a `chat.read` WebSocket event `{\"chat_id\", "
+                    "\"user_id\", \"last_read_message_id\"}` (\"seen\" ticks, and the "
+                    "caller's other devices).",
+        responses={
+            200: Response("The caller's read state in the chat.", ReadState,
+                          example={"chat_id": 1, "last_read_message_id": 57,
+                                   "unread_count": 0}),
+            400: "Validation error, a `message_id` that is not a message of this chat (or "
+                 "was deleted), or a `chat_id` that is not a positive integer.",
             403: NOT_MEMBER,
             404: NOT_VISIBLE,
         }),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 API = "/api/v1"
-WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}  # ids of users, chats and messages
 
@@ -68,7 +68,7 @@ class Operation:
 
     @property
     def is_write(self) -> bool:
-        """POST, PATCH and DELETE change state; the conventions for writes apply."""
+        """POST, PUT, PATCH and DELETE change state; the conventions for writes apply."""
         return self.method.upper() in WRITE_METHODS
 
     @property

@@ -18,6 +18,8 @@ CASES = [
     (Effect(Change.CHANGED, Resource.MESSAGE, 9), 200, "/api/v1/messages/9", False),
     (Effect(Change.REMOVED, Resource.CHAT, 3), 204, None, False),
     (Effect(Change.REMOVED, Resource.MESSAGE, 9), 204, None, False),
+    (Effect(Change.CHANGED, Resource.READ_MARKER, 3), 200, None, False),
+    (Effect(Change.FOUND, Resource.READ_MARKER, 3), 200, None, False),
     (Effect(Change.CHANGED, Resource.MEMBERS, 3), 200, None, False),
     (Effect(Change.REMOVED, Resource.MEMBER, 4), 204, None, False),
     (Effect(Change.CREATED, Resource.SESSION, uuid.uuid4()), 200, None, False),

@@ -225,7 +225,7 @@ def test_chat_message_and_attachment_statuses(document: dict[str, Any]) -> None:
 
 def test_rate_limits_are_429_with_retry_after_where_they_apply(document: dict[str, Any]) -> None:
     limited = {(method, path) for method, path, op in operations(document)
-               if method in {"POST", "PATCH", "DELETE"} and op.get("security")}
+               if method in {"POST", "PUT", "PATCH", "DELETE"} and op.get("security")}
     limited |= {("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login")}
     for method, path, op in operations(document):
         assert ("429" in op["responses"]) is ((method, path) in limited), (method, path)
@@ -238,7 +238,7 @@ def test_rate_limits_are_429_with_retry_after_where_they_apply(document: dict[st
 
 def test_list_bodies_and_paging_parameters(document: dict[str, Any]) -> None:
     paths = document["paths"]
-    for path, model in [("/api/v1/chats", "ChatOut"), (f"{CHAT}/members", "MemberOut"),
+    for path, model in [("/api/v1/chats", "ChatView"), (f"{CHAT}/members", "MemberOut"),
                         ("/api/v1/messages", "MessageOut")]:
         media = paths[path]["get"]["responses"]["200"]["content"]["application/json"]
         assert media["schema"] == {"type": "array",
@@ -246,7 +246,8 @@ def test_list_bodies_and_paging_parameters(document: dict[str, Any]) -> None:
         assert isinstance(media["example"], list) and media["example"], path
     params = {p.get("name"): p for p in paths["/api/v1/messages"]["get"]["parameters"]}
     assert params["chat_id"]["required"] is True and params["chat_id"]["in"] == "query"
-    assert params["before_id"]["required"] is False
+    for anchor in ("before_id", "after_id", "around_id"):
+        assert params[anchor]["required"] is False and params[anchor]["in"] == "query"
     assert params["limit"]["schema"]["default"] == 50 and "100" in params["limit"]["description"]
 
 
