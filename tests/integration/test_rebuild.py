@@ -83,6 +83,7 @@ def test_verify_after_a_randomized_workload_and_it_sees_a_tampered_row(
     workload.run(120)
     workload.delete_a_chat()
     workload.run(40)  # edits of a deleted chat's messages are refused, the rest goes on
+    workload.read_all_then_delete(4)  # deletions of messages members have read: counts hold
     drain(LiveProjector(settings, app=app), limit=7)
 
     for batch_size in (5000, 3):  # one batch (in-memory paths) and many (older-row paths)
@@ -90,6 +91,21 @@ def test_verify_after_a_randomized_workload_and_it_sees_a_tampered_row(
         assert [v.projection for v in verdicts if not v.equal] == []
         assert all(v.position == workload.last_position for v in verdicts)
     assert query(settings, "SELECT count(*) FROM chats WHERE deleted_at IS NOT NULL") == [(1,)]
+    # the log holds replies, deleted messages and read markers, not just the seed's events
+    [(replies, markers)] = query(settings, "SELECT (SELECT count(*) FROM messages WHERE"
+                                           " reply_to_id IS NOT NULL), (SELECT count(*) FROM"
+                                           " parley_events WHERE topic LIKE"
+                                           " 'domain.read_marker:%%')")
+    assert replies > 0 and markers > 0 and workload.deleted_messages > 0
+    # every unread count kept set-wise equals a count over the messages themselves
+    assert query(settings, """
+        SELECT r.chat_id, r.user_id, n.countable - r.base, (SELECT count(*) FROM messages m
+            WHERE m.chat_id = r.chat_id AND m.id > coalesce(r.last_read_message_id, 0)
+            AND m.author_id <> r.user_id AND m.type <> 'system')
+        FROM chat_reads r JOIN chat_counts n USING (chat_id)
+        WHERE n.countable - r.base <> (SELECT count(*) FROM messages m
+            WHERE m.chat_id = r.chat_id AND m.id > coalesce(r.last_read_message_id, 0)
+            AND m.author_id <> r.user_id AND m.type <> 'system')""") == []
 
     query(settings, "UPDATE messages SET content = 'tampered' WHERE id = (SELECT min(id)"
                     " FROM messages WHERE type = 'text')")

@@ -1,8 +1,8 @@
 """A randomized workload through the domain commands: every kind of event the read models keep.
 
-Users, group and direct chats, text and voice messages, edits, renames, members added and
-removed, deleted chats, logins and logouts; each command with its own Idempotency-Key, as the
-API sends them.
+Users, group and direct chats, text and voice messages, replies, edits, deleted messages, read
+markers, renames, members added and removed, deleted chats, logins and logouts; each command
+with its own Idempotency-Key, as the API sends them.
 Refused commands (a removed member posting, editing in a deleted chat) are part of the game.
 """
 
@@ -37,6 +37,7 @@ class Workload:
         self.chats: list[int] = []
         self.deleted: set[int] = set()
         self.messages: dict[int, int] = {}  # message number -> chat number
+        self.deleted_messages = 0
         self.last_position = 0
 
     def claim(self, user: int) -> Claim:
@@ -73,8 +74,9 @@ class Workload:
 
     def step(self) -> None:
         action = self.rng.choices(
-            [self.post, self.post_voice, self.edit, self.add_member, self.remove_member,
-             self.rename, self.login_and_logout], [60, 5, 15, 8, 7, 5, 3])[0]
+            [self.post, self.post_voice, self.reply, self.edit, self.delete_message,
+             self.mark_read, self.add_member, self.remove_member, self.rename,
+             self.login_and_logout], [50, 5, 8, 12, 4, 10, 8, 7, 5, 3])[0]
         try:
             action()
         except DomainError:
@@ -108,6 +110,52 @@ class Workload:
                                         payload, stat=lambda key: Uploaded(1, "audio/opus"))
         self.messages[outcome.value.number] = chat
         self._done(outcome.position)
+
+    def reply(self) -> None:
+        if not self.messages:
+            return
+        answered = self.rng.choice(list(self.messages))
+        chat = self.messages[answered]
+        author = self._member(chat)
+        outcome = self.app.post_message(self.claim(author), author, chat, "text",
+                                        f"re {self.rng.random():.6f}", None, reply_to=answered)
+        self.messages[outcome.value.number] = chat
+        self._done(outcome.position)
+
+    def delete_message(self) -> None:
+        if not self.messages:
+            return
+        number = self.rng.choice(list(self.messages))
+        author = self.app._load(Message.create_id(number), Message, "").author
+        outcome = self.app.delete_message(self.claim(author), author, number)
+        del self.messages[number]
+        self.deleted_messages += 1
+        self._done(outcome.position)
+
+    def mark_read(self) -> None:
+        if not self.messages:
+            return
+        number = self.rng.choice(list(self.messages))
+        chat = self.messages[number]
+        reader = self._member(chat)
+        outcome = self.app.mark_read(reader, chat, number)
+        self._done(outcome.position)
+
+    def read_all_then_delete(self, deletions: int) -> None:
+        """Every member reads every live chat to its newest message, then some messages go:
+        the counts of those who had read them must not move."""
+        live = [c for c in self.live_chats() if not self.app._chat(c).deleted]
+        for chat in live:
+            newest = max((n for n, c in self.messages.items() if c == chat), default=None)
+            if newest is not None:
+                for member in self.app._chat(chat).members:
+                    self._done(self.app.mark_read(member, chat, newest).position)
+        candidates = [n for n, c in self.messages.items() if c in live]
+        for number in self.rng.sample(candidates, deletions):
+            author = self.app._load(Message.create_id(number), Message, "").author
+            self._done(self.app.delete_message(self.claim(author), author, number).position)
+            del self.messages[number]
+            self.deleted_messages += 1
 
     def edit(self) -> None:
         if not self.messages:
