@@ -49,7 +49,8 @@ def test_a_local_page_passes_the_register_preflight(api: Api, origin: str) -> No
     answer = preflight(api, "/auth/register", origin)
     assert answer["status"] == "200"
     assert answer["access-control-allow-origin"] == origin
-    assert listed(answer["access-control-allow-methods"]) == {"get", "post", "patch", "delete"}
+    assert listed(answer["access-control-allow-methods"]) == {"get", "post", "put", "patch",
+                                                              "delete"}
     assert API_HEADERS <= listed(answer["access-control-allow-headers"])
 
 
@@ -60,7 +61,8 @@ def test_preflights_allow_exactly_what_the_api_uses(api: Api) -> None:
         "accept", "accept-language", "content-language"}  # CORS-safelisted anyway
     refused_header = preflight(api, "/auth/register", VITE, headers="content-type,x-custom")
     assert refused_header["status"] == "400"
-    assert preflight(api, "/chats/1", VITE, "PUT", "content-type")["status"] == "400"
+    assert preflight(api, "/chats/1", VITE, "PUT", "content-type")["status"] == "200"
+    assert preflight(api, "/chats/1", VITE, "TRACE", "content-type")["status"] == "400"
 
 
 @pytest.mark.parametrize("origin", FOREIGN)
