@@ -67,6 +67,22 @@ def _up(args: argparse.Namespace) -> int:
         return 2
 
 
+def _erase(number: int) -> int:
+    from parley.erase import NotDeletedError, erase_message
+
+    try:
+        erased = erase_message(projections_cli.configured_settings(), number)
+    except (LookupError, NotDeletedError) as exc:
+        print(f"parley erase-message: {exc}", file=sys.stderr)
+        return 1
+    print(f"message {number}: {erased.events} stored event(s) rewritten,"
+          f" {len(erased.stream_messages)} stream message(s) and {len(erased.objects)}"
+          " object(s) deleted")
+    for note in erased.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
                          "any, '' for same origin only (default: CORS_ORIGINS, else "
                          "'http://localhost:*,http://127.0.0.1:*')")
     projections_cli.add_parser(commands)
+    erase = commands.add_parser(
+        "erase-message", help="remove a deleted message's text from the event log, the live"
+                              " stream and storage (a legal request; README)")
+    erase.add_argument("message_id", type=int)
     args = parser.parse_args(argv)
+    if args.command == "erase-message":
+        return _erase(args.message_id)
     if args.command == "up":
         return _up(args)
     if args.command == "projections":

@@ -47,7 +47,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = replace(_settings(), db_pool_size=POOL_SIZE)
+        settings = replace(configured_settings(), db_pool_size=POOL_SIZE)
         if args.action == "status":
             return _status(settings, json_output=args.json)
         projections = _select(args.names, args.all)
@@ -133,7 +133,8 @@ def _print_verdict(verdict: Verdict) -> None:
             print(f"    only rebuilt: {row}")
 
 
-def _settings() -> Settings:
+def configured_settings() -> Settings:
+    """From the environment; the embedded PostgreSQL of `parley up` if DATABASE_URL is unset."""
     settings = Settings.from_env()
     if settings.database_url:
         return settings

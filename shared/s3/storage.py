@@ -101,6 +101,10 @@ class Storage:
                   **signed}
         return PresignedUpload(f"{self.public_endpoint}/{settings.s3_bucket}", fields, expires_at)
 
+    def remove(self, key: str) -> None:
+        """Delete the object (an operator's erasure); a missing one is not an error."""
+        self._internal.remove_object(self.settings.s3_bucket, key)
+
     def stat(self, key: str) -> StoredObject | None:
         """Size and content type of the stored object, None if there is none."""
         try:
