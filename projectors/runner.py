@@ -7,8 +7,8 @@ Each read model's `apply` takes its part of the batch at once: the same code pat
 No single event may stop the read models. A batch that fails for any reason but a lost or
 refused connection (those are the database's trouble, not the event's) is retried with
 backoff by the caller; after `POISON_ATTEMPTS` failures in a row at the same place it runs
-once more *isolating* each projection's apply of each event (alone) in a savepoint. What still fails
-there is skipped by that projection alone, recorded in `projection_skipped` in the same
+once more *isolating* each projection's apply of each event (alone) in a savepoint. What still
+fails there is skipped by that projection alone, recorded in `projection_skipped` in the same
 transaction, and everything else commits. Skipping, not stopping, because a projection stuck
 on one event takes its whole read model down for every user (one crafted request would be a
 denial of service), while a skip loses that one event's effect, visibly (status, /readyz, a
