@@ -16,11 +16,6 @@ from tests.e2e.client import Api, new_key, unique_email
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def test_register_returns_the_seed_shape(api: Api) -> None:
     email = unique_email()
     response = api.post("/auth/register", {"email": email, "password": "securePassword123",

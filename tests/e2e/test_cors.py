@@ -11,7 +11,7 @@ from websockets.typing import Origin
 from parley.stack import Stack
 from shared.cors import LOCAL_DEV_ORIGINS
 from tests.e2e.client import Api, User, new_key, unique_email
-from tests.e2e.test_gateway import new_user, pong, refused, run, ws_url
+from tests.e2e.sockets import pong, refused, run, ws_url
 
 VITE = "http://localhost:5173"
 LOCAL_PAGES = [VITE, "http://localhost:3000", "http://127.0.0.1:5173", "http://localhost"]
@@ -19,11 +19,6 @@ FOREIGN = ["https://evil.com", "http://evil.example", "http://localhost.evil.com
            "http://localhost:5173.evil.com", "https://localhost:5173"]
 API_HEADERS = {"authorization", "content-type", "idempotency-key", "x-min-position"}
 EXPOSED = {"location", "x-event-position", "x-consistency", "retry-after"}
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def preflight(api: Api, path: str, origin: str, method: str = "POST",
@@ -88,19 +83,18 @@ def test_answers_to_a_local_page_expose_what_a_client_reads(api: Api) -> None:
 
 @pytest.mark.parametrize("origin", [VITE, "http://127.0.0.1:3000"])
 def test_a_local_page_opens_the_websocket(api: Api, stack: Stack, origin: str) -> None:
-    _, token = new_user(api)
+    user = User(api)
 
     async def scenario() -> None:
-        async with connect(ws_url(stack, token=token), origin=Origin(origin)) as ws:
-            assert await pong(ws) == {"event": "pong"}
+        async with connect(ws_url(stack, token=user.token), origin=Origin(origin)) as ws:
+            assert await pong(ws, user.id) == {"event": "pong"}
 
     run(scenario())
 
 
 @pytest.mark.parametrize("origin", FOREIGN)
 def test_a_foreign_page_is_closed_4403(api: Api, stack: Stack, origin: str) -> None:
-    _, token = new_user(api)
-    assert run(refused(ws_url(stack, token=token), origin=Origin(origin))) == 4403
+    assert run(refused(ws_url(stack, token=User(api).token), origin=Origin(origin))) == 4403
 
 
 def test_storage_answers_a_local_page_for_presigned_urls(api: Api) -> None:

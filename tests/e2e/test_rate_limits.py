@@ -53,11 +53,6 @@ def defaults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield url
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def new_address() -> str:
     """A client address no other test (or earlier run on the same data) has used."""
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"

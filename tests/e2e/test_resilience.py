@@ -20,14 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded import set_parent_death_signal
 from parley.stack import Stack
-from tests.conftest import free_port
 from tests.e2e.client import Api, User
-from tests.e2e.test_live import frames, opened, run, synced
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
+from tests.e2e.sockets import frames, opened, run, synced
+from tests.ports import free_port
 
 
 def start_gateway(stack: Stack, port: int, log: Path,

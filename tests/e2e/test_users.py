@@ -9,11 +9,6 @@ from parley.stack import Stack
 from tests.e2e.client import Api
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def test_me_requires_a_valid_access_token(api: Api) -> None:
     assert api.get("/users/me").status_code == 401
     assert api.get("/users/me", token="nonsense").status_code == 401
