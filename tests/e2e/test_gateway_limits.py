@@ -27,8 +27,8 @@ from parley.stack import Stack
 from shared import subjects
 from shared.settings import Settings
 from tests.e2e.client import Api, User
+from tests.e2e.servers import start_gateway
 from tests.e2e.sockets import TIMEOUT, Socket, frames, next_is, run, ws_url
-from tests.e2e.test_resilience import start_gateway
 from tests.ports import free_port
 
 SOCKETS, RESUME_WAIT = 2, "1"
