@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import nats
 from websockets.asyncio.client import connect
@@ -182,3 +186,86 @@ def test_malformed_cursor_is_refused(api: Api, stack: Stack) -> None:
         return ws.close_code
 
     assert run(scenario()) == 4400
+
+
+def test_a_rename_reaches_the_members_as_chat_updated(api: Api, stack: Stack) -> None:
+    ann, bob, eve = User(api, "Ann"), User(api, "Bob"), User(api, "Eve")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        ws_bob, ws_eve = await opened(stack, bob), await opened(stack, eve)
+        await synced(ws_bob, ann, chat)
+        renamed = ann.patch(f"/chats/{chat}", {"title": "Renamed"})
+        assert renamed.status_code == 200, renamed.text
+        updated, system = await frames(ws_bob, 2)
+        assert updated["event"] == "chat.updated"
+        assert updated["data"] == {"id": chat, "title": "Renamed"}
+        assert system["event"] == "message.created" and system["data"]["type"] == "system"
+        # not a member: eve's next frame is one of her own chat's
+        await next_is(ws_eve, "chat.created", eve.group(title="eve's own")["id"])
+        for ws in (ws_bob, ws_eve):
+            await ws.close()
+
+    run(scenario())
+
+
+def test_a_user_gets_its_own_registration_and_nobody_elses(api: Api, stack: Stack,
+                                                            settings: Settings) -> None:
+    async def scenario() -> None:
+        nc = await nats.connect(settings.nats_url)
+        before = (await nc.jetstream().stream_info(settings.nats_stream)).state.last_seq
+        await nc.close()
+        ann = User(api, "Ann")  # registered after `before`: a resume from there replays it
+        ws = await opened(stack, ann, cursor=str(before))
+        frame = await ws.recv()
+        assert frame["event"] == "user.registered", frame
+        assert frame["data"] == ann.get(f"/users/{ann.id}").json()
+        assert int(frame["cursor"]) > before
+        ws.registration_seen = True
+        User(api, "Bob")  # someone else registers: not ann's business
+        await next_is(ws, "chat.created", ann.group(title="ann's own")["id"])
+        await ws.close()
+
+    run(scenario())
+
+
+def test_a_resume_while_writes_keep_arriving_has_no_gap_and_no_duplicate(
+        api: Api, stack: Stack) -> None:
+    """The replay and the live feed meet while a writer keeps posting: every message after the
+    cursor arrives once, in order, whether it was written before, during or after the replay."""
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+    posted: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            posted.append(ann.say(chat, f"message {len(posted)}"))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + TIMEOUT * 4
+        while not condition():
+            assert time.monotonic() < deadline, len(posted)
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        ws = await opened(stack, bob)
+        seen = await synced(ws, ann, chat)
+        await ws.close()
+        writing = threading.Thread(target=writer)
+        writing.start()
+        try:
+            await until(lambda: len(posted) >= 60)  # missed while away
+            ws = await opened(stack, bob, cursor=seen)
+            at_open = len(posted)
+            await until(lambda: len(posted) >= at_open + 40)  # written during and after
+        finally:
+            stop.set()
+            await asyncio.to_thread(writing.join, 60)
+        got = await frames(ws, len(posted))
+        assert [f["data"] for f in got] == posted
+        assert [int(f["cursor"]) for f in got] == sorted({int(f["cursor"]) for f in got})
+        await next_is(ws, "message.created", ann.say(chat, "the end")["id"])  # nothing twice
+        await ws.close()
+
+    run(scenario())
