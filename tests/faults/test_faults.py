@@ -33,6 +33,8 @@ from websockets.exceptions import WebSocketException
 
 from parley.embedded.processes import spawn_child
 from parley.stack import Stack
+from shared.settings import parse_database_url
+from tests.databases import database_url_for
 from tests.e2e.client import Api, User
 
 T = TypeVar("T")
@@ -330,3 +332,41 @@ def test_every_connection_cut_costs_each_pool_one_failed_request_at_most(faulty:
     assert {p for p, _ in answers} <= {201, 503} and {r for _, r in answers} <= {200, 503}
     # two workers, each with an event-store pool and a pool of its own per API
     assert failed_posts <= 4 and failed_reads <= 2, answers
+
+
+def test_a_database_refusing_connections_is_503_and_the_retried_write_has_one_effect(
+        faulty: Stack) -> None:
+    """PostgreSQL down or out of connections, made exact: the database stops accepting
+    connections and the API's are cut. A write answers 503 with `Retry-After: 1` and a detail,
+    `/readyz` 503; once it is back, the same Idempotency-Key is tried again and there is
+    exactly one message."""
+    wait_ready(faulty, time.monotonic())
+    api = Api(faulty.base_url)
+    ann = patiently(User, api, "Ann")
+    chat = patiently(ann.group, title="refusing")["id"]
+    url = faulty.env["DATABASE_URL"]
+    database = parse_database_url(url).dbname
+    body = {"chat_id": chat, "type": "text", "content": f"once {uuid.uuid4()}"}
+    key = str(uuid.uuid4())
+    with psycopg.connect(database_url_for(url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            refused = ann.post("/messages", body, key=key)
+            readyz = httpx.get(f"{faulty.base_url}/readyz", timeout=30)
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "1" and refused.json()["detail"]
+    assert readyz.status_code == 503, readyz.text
+    deadline = time.monotonic() + RECOVERY_DEADLINE
+    while (retried := ann.post("/messages", body, key=key)).status_code == 503:
+        assert time.monotonic() < deadline, retried.text
+        time.sleep(0.2)
+    assert retried.status_code == 201, retried.text
+    again = ann.post("/messages", body, key=key)
+    assert again.status_code == 409 and again.json()["original_status"] == 201, again.text
+    stored = [m for m in all_messages(api, ann, chat) if m["content"] == body["content"]]
+    assert [m["id"] for m in stored] == [retried.json()["id"]]
+    wait_ready(faulty, time.monotonic())

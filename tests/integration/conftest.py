@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -13,13 +12,7 @@ import pytest
 from domain.app import Parley
 from parley.stack import Stack
 from shared.settings import Settings
-
-
-def database_url_for(url: str, name: str) -> str:
-    """`url` with its database replaced by `name`, whatever else it carries (a query string
-    or none, a host or a unix socket dir, credentials)."""
-    parts = urlsplit(url)  # urlunsplit would drop an empty host ("postgresql:///db?host=")
-    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
+from tests.databases import database_url_for
 
 
 @pytest.fixture
