@@ -29,8 +29,9 @@ import psutil
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded.processes import spawn_child
 from parley.stack import Stack
 from shared.settings import parse_database_url
@@ -334,12 +335,26 @@ def test_every_connection_cut_costs_each_pool_one_failed_request_at_most(faulty:
     assert failed_posts <= 4 and failed_reads <= 2, answers
 
 
+async def close_of(stack: Stack, user: User) -> tuple[int, str]:
+    """The code and reason the user's socket is closed with; only the user's own frames may
+    come before."""
+    url = f"ws{stack.base_url.removeprefix('http')}/ws?token={user.token}"
+    async with connect(url, open_timeout=30) as ws:
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert frame["event"] == "user.registered" and frame["data"]["id"] == user.id
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, closed
+            return closed.rcvd.code, closed.rcvd.reason
+
+
 def test_a_database_refusing_connections_is_503_and_the_retried_write_has_one_effect(
         faulty: Stack) -> None:
     """PostgreSQL down or out of connections, made exact: the database stops accepting
     connections and the API's are cut. A write answers 503 with `Retry-After: 1` and a detail,
     `/readyz` 503; once it is back, the same Idempotency-Key is tried again and there is
-    exactly one message."""
+    exactly one message. A socket opened meanwhile is closed 1013 (come back), not 1011."""
     wait_ready(faulty, time.monotonic())
     api = Api(faulty.base_url)
     ann = patiently(User, api, "Ann")
@@ -355,11 +370,13 @@ def test_a_database_refusing_connections_is_503_and_the_retried_write_has_one_ef
                           " WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
             refused = ann.post("/messages", body, key=key)
             readyz = httpx.get(f"{faulty.base_url}/readyz", timeout=30)
+            ws_closed = asyncio.run(asyncio.wait_for(close_of(faulty, ann), 60))
         finally:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
     assert refused.status_code == 503, refused.text
     assert refused.headers["Retry-After"] == "1" and refused.json()["detail"]
     assert readyz.status_code == 503, readyz.text
+    assert ws_closed == (CLOSE_TRY_AGAIN, "server busy, resume with cursor")  # not 1011
     deadline = time.monotonic() + RECOVERY_DEADLINE
     while (retried := ann.post("/messages", body, key=key)).status_code == 503:
         assert time.monotonic() < deadline, retried.text
