@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -13,6 +12,7 @@ from domain.app import Claim, Parley
 from projectors.runner import ProjectionRunner
 from projectors.users import UsersProjection
 from shared.settings import Settings
+from tests.integration.projection import drain
 
 
 class CrashingUsers(UsersProjection):
@@ -29,13 +29,6 @@ class CrashingUsers(UsersProjection):
             raise RuntimeError("projector crashed mid-batch")
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Parley]:
-    parley = Parley(env=settings.eventsourcing_env())
-    yield parley
-    parley.close()
-
-
 def register(app: Parley, n: int) -> None:
     for i in range(n):
         app.register_user(Claim("anonymous", f"key-{i}", "fp"), f"user{i}@example.com", "hash",
@@ -46,13 +39,6 @@ def rows(settings: Settings) -> list[tuple[Any, ...]]:
     with psycopg.connect(settings.database_url) as conn:
         return conn.execute("SELECT id, email, display_name, avatar_url, created_at, position"
                             " FROM users ORDER BY id").fetchall()
-
-
-def drain(runner: ProjectionRunner) -> int:
-    batches = 0
-    while runner.process_batch(limit=7) is not None:
-        batches += 1
-    return batches
 
 
 def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
@@ -66,7 +52,7 @@ def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
     assert crashing.tracking.max_tracking_id("users") in (None, 0)
 
     runner = ProjectionRunner(settings, [UsersProjection()], app=app)
-    assert drain(runner) > 1
+    assert drain(runner, limit=7) > 1
     assert [r[0] for r in rows(settings)] == list(range(1, 21))
     assert runner.process_batch() is None
     fresh = ProjectionRunner(settings, [UsersProjection()], app=app)
@@ -77,24 +63,24 @@ def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
 def test_replay_from_zero_equals_the_live_projection(app: Parley, settings: Settings) -> None:
     register(app, 5)
     live = ProjectionRunner(settings, [UsersProjection()], app=app)
-    drain(live)
+    drain(live, limit=7)
     app.register_user(Claim("anonymous", "late", "fp"), "late@example.com", "h", "Late", None,
                       "t")
-    drain(live)
+    drain(live, limit=7)
     before = rows(settings)
     with psycopg.connect(settings.database_url) as conn:
         conn.execute("TRUNCATE users")
         conn.execute("DELETE FROM projection_tracking WHERE application_name = 'users'")
     replay = ProjectionRunner(settings, [UsersProjection()], app=app)
     assert replay.position == 0
-    drain(replay)
+    drain(replay, limit=7)
     assert rows(settings) == before and len(before) == 6
 
 
 def test_tracking_refuses_to_apply_a_position_twice(app: Parley, settings: Settings) -> None:
     register(app, 3)
     runner = ProjectionRunner(settings, [UsersProjection()], app=app)
-    drain(runner)
+    drain(runner, limit=7)
     runner.positions["users"] = 0  # a confused runner that believes it is behind
     with pytest.raises(Exception, match=r"tracking|IntegrityError|duplicate"):
         runner.process_batch()
