@@ -4,7 +4,6 @@ and the whole Parley system on a free port, started once and shared by the e2e t
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,6 @@ from parley.stack import Stack, StackOptions, running_stack
 
 TEST_LIMITS = {"TRUSTED_PROXIES": "127.0.0.1", "REGISTER_MAX_PER_ADDRESS": "100000",
                "WRITE_RATE_PER_USER": "1000", "WRITE_BURST_PER_USER": "10000"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

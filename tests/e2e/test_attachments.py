@@ -7,15 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.stack import Stack
 from tests.e2e.client import Api, User
 
 AUDIO = b"OggS" + bytes(range(256)) * 8
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def presign(user: User, filename: str = "voice.opus", content_type: str = "audio/opus"

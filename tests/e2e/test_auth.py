@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 
 import httpx
 import psycopg
 import pytest
 
 from parley.stack import Stack
+from shared.settings import Settings
 from tests.e2e.client import Api, new_key, unique_email
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def test_register_returns_the_seed_shape(api: Api) -> None:
@@ -202,6 +199,22 @@ def test_repeated_failures_are_throttled_per_account_and_address(api: Api) -> No
     elsewhere = api.post("/auth/login", {"email": email, "password": "securePassword123"},
                          X_Forwarded_For="10.2.0.2")
     assert elsewhere.status_code == 200
+
+
+def test_failures_from_one_address_are_throttled_across_accounts(api: Api) -> None:
+    """30 failures per client address (the default), whichever accounts they name: the 31st
+    login from there is refused even for an account that never failed; elsewhere it works."""
+    address = f"10.3.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    email = unique_email()
+    api.register(email=email)
+    for _ in range(Settings().login_max_failures_per_address):
+        wrong = {"email": unique_email("guess"), "password": "wrongPassword1"}
+        assert api.post("/auth/login", wrong, X_Forwarded_For=address).status_code == 401
+    good = {"email": email, "password": "securePassword123"}
+    throttled = api.post("/auth/login", good, X_Forwarded_For=address)
+    assert throttled.status_code == 429, throttled.text
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert api.post("/auth/login", good, X_Forwarded_For="10.3.250.1").status_code == 200
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:

@@ -4,6 +4,8 @@ for the presigned URLs, as a browser would meet them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
@@ -11,7 +13,8 @@ from websockets.typing import Origin
 from parley.stack import Stack
 from shared.cors import LOCAL_DEV_ORIGINS
 from tests.e2e.client import Api, User, new_key, unique_email
-from tests.e2e.test_gateway import new_user, pong, refused, run, ws_url
+from tests.e2e.servers import api_process
+from tests.e2e.sockets import pong, refused, run, ws_url
 
 VITE = "http://localhost:5173"
 LOCAL_PAGES = [VITE, "http://localhost:3000", "http://127.0.0.1:5173", "http://localhost"]
@@ -19,11 +22,6 @@ FOREIGN = ["https://evil.com", "http://evil.example", "http://localhost.evil.com
            "http://localhost:5173.evil.com", "https://localhost:5173"]
 API_HEADERS = {"authorization", "content-type", "idempotency-key", "x-min-position"}
 EXPOSED = {"location", "x-event-position", "x-consistency", "retry-after"}
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def preflight(api: Api, path: str, origin: str, method: str = "POST",
@@ -90,19 +88,18 @@ def test_answers_to_a_local_page_expose_what_a_client_reads(api: Api) -> None:
 
 @pytest.mark.parametrize("origin", [VITE, "http://127.0.0.1:3000"])
 def test_a_local_page_opens_the_websocket(api: Api, stack: Stack, origin: str) -> None:
-    _, token = new_user(api)
+    user = User(api)
 
     async def scenario() -> None:
-        async with connect(ws_url(stack, token=token), origin=Origin(origin)) as ws:
-            assert await pong(ws) == {"event": "pong"}
+        async with connect(ws_url(stack, token=user.token), origin=Origin(origin)) as ws:
+            assert await pong(ws, user.id) == {"event": "pong"}
 
     run(scenario())
 
 
 @pytest.mark.parametrize("origin", FOREIGN)
 def test_a_foreign_page_is_closed_4403(api: Api, stack: Stack, origin: str) -> None:
-    _, token = new_user(api)
-    assert run(refused(ws_url(stack, token=token), origin=Origin(origin))) == 4403
+    assert run(refused(ws_url(stack, token=User(api).token), origin=Origin(origin))) == 4403
 
 
 def test_storage_answers_a_local_page_for_presigned_urls(api: Api) -> None:
@@ -125,3 +122,44 @@ def test_storage_answers_a_local_page_for_presigned_urls(api: Api) -> None:
     fetched = api.http.get(download, headers={"Origin": VITE})
     assert fetched.status_code == 200 and fetched.content == b"OggS audio"
     assert fetched.headers["access-control-allow-origin"] in (VITE, "*")
+
+
+# -- a CORS_ORIGINS of its own ----------------------------------------------------------------
+
+APP = "https://chat.example.com"
+
+
+@pytest.fixture(scope="module")
+def narrowed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API workers (with `/ws`) allowing exactly one page, as a deployment sets it."""
+    env = {**stack.env, "CORS_ORIGINS": APP}
+    with api_process(stack, tmp_path_factory.mktemp("narrowed"), env) as url:
+        yield Stack(base_url=url, env=env, processes={})
+
+
+def test_a_set_cors_origins_allows_its_page_and_no_longer_the_local_ones(
+        narrowed: Stack) -> None:
+    there = Api(narrowed.base_url)
+    allowed = preflight(there, "/auth/register", APP)
+    assert allowed["status"] == "200" and allowed["access-control-allow-origin"] == APP
+    user = User(there)
+    chats = there.get("/chats", token=user.token, Origin=APP)
+    assert chats.status_code == 200 and chats.headers["access-control-allow-origin"] == APP
+    for origin in (VITE, "https://other.example.com", "http://chat.example.com"):
+        answer = preflight(there, "/auth/register", origin)
+        assert answer["status"] != "200" and "access-control-allow-origin" not in answer, origin
+        response = there.get("/chats", token=user.token, Origin=origin)
+        assert "access-control-allow-origin" not in response.headers, origin
+
+
+def test_a_set_cors_origins_decides_which_pages_open_the_websocket(narrowed: Stack) -> None:
+    user = User(Api(narrowed.base_url))
+
+    async def scenario() -> None:
+        async with connect(ws_url(narrowed, token=user.token), origin=Origin(APP)) as ws:
+            assert await pong(ws, user.id) == {"event": "pong"}
+        for origin in (VITE, "https://other.example.com"):
+            assert await refused(ws_url(narrowed, token=user.token),
+                                 origin=Origin(origin)) == 4403, origin
+
+    run(scenario())

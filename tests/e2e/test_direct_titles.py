@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from parley.stack import Stack
 from tests.e2e.client import Api, User
-from tests.e2e.test_live import frames, opened, run
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
+from tests.e2e.sockets import frames, opened, run
 
 
 def direct(user: User, other: User) -> dict[str, object]:

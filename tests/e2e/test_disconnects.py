@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from parley.stack import Stack
 from tests.e2e.client import Api, User
@@ -48,15 +52,35 @@ def test_a_post_whose_client_leaves_mid_body_is_499_and_no_traceback(stack: Stac
     assert "ClientDisconnect" not in written and "Exception in ASGI" not in written, written
 
 
+def posts_by_worker(stack: Stack, status: int) -> dict[str, float]:
+    """POSTs answered with `status`, per API worker: each worker process keeps its counters in
+    a file of its own in the metrics dir, read here one at a time."""
+    counts = {}
+    for file in (Path(stack.env["PARLEY_DATA_DIR"]) / "metrics").glob("counter_*.db"):
+        with tempfile.TemporaryDirectory() as alone:
+            shutil.copy(file, alone)
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=alone)
+            counts[file.name] = registry.get_sample_value(
+                "parley_http_requests_total",
+                {"method": "POST", "service": "command", "status": str(status)}) or 0.0
+    return counts
+
+
 def test_metrics_count_every_worker(stack: Stack) -> None:
-    """20 requests on fresh connections land on both workers; the count has all 20."""
-    before = posts_answered(stack.base_url, 401)
-    for _ in range(20):
+    """Requests on fresh connections until both workers answered some: `/metrics`, whichever
+    worker serves it, counts every one of them."""
+    before, by_worker = posts_answered(stack.base_url, 401), posts_by_worker(stack, 401)
+    sent = 0
+    while sent < 20 or sum(1 for name, count in posts_by_worker(stack, 401).items()
+                           if count > by_worker.get(name, 0.0)) < 2:
+        assert sent < 400, f"one worker answered all {sent}: {posts_by_worker(stack, 401)}"
         with httpx.Client() as fresh:  # a connection of its own: any worker may take it
-            fresh.post(f"{stack.base_url}/api/v1/messages", json={})
+            assert fresh.post(f"{stack.base_url}/api/v1/messages", json={}).status_code == 401
+        sent += 1
     # a worker counts a request just after sending its answer: allow it that moment
     deadline = time.monotonic() + 10
-    while (counted := posts_answered(stack.base_url, 401)) < before + 20:
-        assert time.monotonic() < deadline, f"counted {counted - before} of 20"
+    while (counted := posts_answered(stack.base_url, 401)) < before + sent:
+        assert time.monotonic() < deadline, f"counted {counted - before} of {sent}"
         time.sleep(0.05)
-    assert counted == before + 20
+    assert counted == before + sent

@@ -7,11 +7,10 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import pytest
@@ -25,28 +24,16 @@ from shared import subjects
 from shared.jwt.tokens import TokenService
 from shared.settings import Settings
 from tests.e2e.client import Api
-
-T = TypeVar("T")
-TIMEOUT = 15.0
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
-@pytest.fixture(scope="module")
-def settings(stack: Stack) -> Settings:
-    return Settings.from_env(stack.env)
-
-
-def run(work: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(work, 60))
-
-
-def ws_url(stack: Stack, **params: str) -> str:
-    query = f"?{urlencode(params)}" if params else ""
-    return f"ws{stack.base_url.removeprefix('http')}/ws{query}"
+from tests.e2e.sockets import (
+    TIMEOUT,
+    close_code,
+    next_frame,
+    own_registration,
+    pong,
+    refused,
+    run,
+    ws_url,
+)
 
 
 def new_user(api: Api) -> tuple[int, str]:
@@ -54,41 +41,12 @@ def new_user(api: Api) -> tuple[int, str]:
     return body["user"]["id"], body["tokens"]["access_token"]
 
 
-async def next_frame(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-
-
-async def frame_at(ws: ClientConnection, sequence: int) -> dict[str, Any]:
+async def frame_at(ws: ClientConnection, sequence: int, user: int) -> dict[str, Any]:
     """The frame with this cursor, after any earlier ones, which may only be the user's own
     `user.registered` (the projector publishes it after registration, perhaps after we connect).
     """
     while (frame := await next_frame(ws))["cursor"] != str(sequence):
-        assert frame["event"] == "user.registered", frame
-    return frame
-
-
-async def close_code(ws: ClientConnection, *, registered: bool = False) -> int:
-    """Wait for the server's close frame; any frame before it fails the test, except the user's
-    own `user.registered` when `registered` (an authenticated socket may get it first)."""
-    try:
-        while True:
-            frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
-            if not (registered and json.loads(frame)["event"] == "user.registered"):
-                raise AssertionError(f"expected the server to close, got a frame: {frame!r}")
-    except ConnectionClosed as closed:
-        assert closed.rcvd is not None, f"no close frame: {closed}"
-        return closed.rcvd.code
-
-
-async def refused(url: str, **options: Any) -> int:
-    async with connect(url, open_timeout=TIMEOUT, **options) as ws:
-        return await close_code(ws)
-
-
-async def pong(ws: ClientConnection) -> dict[str, Any]:
-    await ws.send(json.dumps({"type": "ping"}))
-    while (frame := await next_frame(ws))["event"] == "user.registered":
-        pass
+        assert own_registration(frame, user), frame
     return frame
 
 
@@ -132,34 +90,34 @@ def test_a_foreign_origin_is_closed_4403(api: Api, stack: Stack) -> None:
 
 
 def test_same_host_origin_and_no_origin_are_allowed(api: Api, stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
     same_host = Origin(f"http://{urlsplit(stack.base_url).netloc}")
 
     async def scenario() -> None:
         for origin in (same_host, None):
             async with connect(ws_url(stack, token=token), origin=origin) as ws:
-                assert await pong(ws) == {"event": "pong"}
+                assert await pong(ws, user) == {"event": "pong"}
 
     run(scenario())
 
 
 def test_query_token_connects(api: Api, stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=token)) as ws:
-            assert await pong(ws) == {"event": "pong"}
+            assert await pong(ws, user) == {"event": "pong"}
 
     run(scenario())
 
 
 def test_authorization_header_connects(api: Api, stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
 
     async def scenario() -> None:
         async with connect(ws_url(stack),
                            additional_headers={"Authorization": f"Bearer {token}"}) as ws:
-            assert await pong(ws) == {"event": "pong"}
+            assert await pong(ws, user) == {"event": "pong"}
 
     run(scenario())
 
@@ -167,11 +125,11 @@ def test_authorization_header_connects(api: Api, stack: Stack) -> None:
 def test_the_query_token_never_reaches_the_log(api: Api, stack: Stack) -> None:
     log_file = Path(stack.env["PARLEY_DATA_DIR"]) / "logs" / "api.log"
     assert log_file.exists(), f"the stack fixture logs to {log_file}"
-    _, token = new_user(api)
+    user, token = new_user(api)
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=token)) as ws:
-            await pong(ws)
+            await pong(ws, user)
 
     run(scenario())
     text = log_file.read_text(errors="replace")
@@ -208,14 +166,14 @@ def test_own_events_arrive_and_nobody_else_gets_them(api: Api, stack: Stack,
         async with connect(ws_url(stack, token=alice_token)) as a, \
                 connect(ws_url(stack, token=bob_token)) as b:
             sequence = await publish(settings, alice, "user.updated", profile)
-            assert await frame_at(a, sequence) == {"event": "user.updated", "data": profile,
+            assert await frame_at(a, sequence, alice) == {"event": "user.updated", "data": profile,
                                                    "cursor": str(sequence)}
             # Frames arrive in stream order, so had Alice's event reached Bob it would have come
             # before his own later one (frame_at fails on anything but his registration).
             later = await publish(settings, bob, "user.updated", {"id": bob})
-            assert (await frame_at(b, later))["data"] == {"id": bob}
+            assert (await frame_at(b, later, bob))["data"] == {"id": bob}
             later_for_alice = await publish(settings, alice, "user.updated", {"id": alice})
-            assert (await frame_at(a, later_for_alice))["data"] == {"id": alice}
+            assert (await frame_at(a, later_for_alice, alice))["data"] == {"id": alice}
 
     run(scenario())
 
@@ -229,23 +187,23 @@ def test_every_connection_of_the_user_gets_the_event(api: Api, stack: Stack,
                 connect(ws_url(stack, token=token)) as laptop:
             sequence = await publish(settings, user, "user.updated", {"id": user})
             for ws in (phone, laptop):
-                assert (await frame_at(ws, sequence))["data"] == {"id": user}
+                assert (await frame_at(ws, sequence, user))["data"] == {"id": user}
 
     run(scenario())
 
 
 def test_unknown_types_are_ignored_and_malformed_frames_closed_4400(api: Api,
                                                                     stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=token)) as ws:
             await ws.send(json.dumps({"type": "typing", "chat_id": 1}))
-            assert await pong(ws) == {"event": "pong"}
+            assert await pong(ws, user) == {"event": "pong"}
         for bad in ("{not json", "[1, 2]", json.dumps({"kind": "ping"}), b"\xff\xfe"):
             async with connect(ws_url(stack, token=token)) as ws:
                 await ws.send(bad)
-                assert await close_code(ws, registered=True) == 4400, bad
+                assert await close_code(ws, user) == 4400, bad
 
     run(scenario())
 
@@ -253,7 +211,7 @@ def test_unknown_types_are_ignored_and_malformed_frames_closed_4400(api: Api,
 def test_hostile_frames_are_closed_4400_or_4401_never_1011(api: Api, stack: Stack) -> None:
     """Deep nesting, huge numbers, JSON that is not an object: the parser's bounds hold and
     the session says why it closes (1011 would be a server error)."""
-    _, token = new_user(api)
+    user, token = new_user(api)
     malformed = ["[" * 50_000, "{" * 30_000, json.dumps({"type": "ping", "x": [[[1]]]})[:-1],
                  '{"type": "ping", "x": ' + "9" * 60_000 + "}", "null", '"ping"', "1e999999",
                  json.dumps({"type": 1}), json.dumps({"type": None}), "{}", "\ufeff{}",
@@ -267,23 +225,23 @@ def test_hostile_frames_are_closed_4400_or_4401_never_1011(api: Api, stack: Stac
             for bad in frames:
                 async with connect(ws_url(stack, token=token)) as ws:
                     await ws.send(bad)
-                    assert await close_code(ws, registered=True) == code, bad[:40]
+                    assert await close_code(ws, user) == code, bad[:40]
         async with connect(ws_url(stack, token=token)) as ws:  # these are merely unknown types
             for odd in ({"type": "ping\u0000"}, {"type": "x" * 60_000},
                         {"type": "typing", "n": 1e308, "deep": [[[[{}]]]]}):
                 await ws.send(json.dumps(odd))
-            assert await pong(ws) == {"event": "pong"}
+            assert await pong(ws, user) == {"event": "pong"}
 
     run(scenario())
 
 
 def test_a_frame_over_64_kib_is_closed_1009(api: Api, stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=token)) as ws:
             await ws.send(json.dumps({"type": "ping", "pad": "x" * (64 * 1024)}))
-            assert await close_code(ws, registered=True) == 1009
+            assert await close_code(ws, user) == 1009
 
     run(scenario())
 
@@ -315,7 +273,7 @@ def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
                         await nc.publish(subjects.user(user), json.dumps(body).encode())
                     while received < start + chunk:
                         frame = await next_frame(fast)
-                        if frame["event"] == "user.registered":
+                        if own_registration(frame, user):
                             continue
                         assert frame["data"]["i"] == received
                         received += 1
@@ -342,7 +300,7 @@ def test_a_client_that_stops_reading_is_closed_4408_and_others_keep_up(
 # -- tokens during the session ----------------------------------------------------------------
 
 def test_auth_frame_with_a_bad_or_foreign_token_is_closed_4401(api: Api, stack: Stack) -> None:
-    _, token = new_user(api)
+    user, token = new_user(api)
     _, other = new_user(api)
 
     async def scenario() -> None:
@@ -350,7 +308,7 @@ def test_auth_frame_with_a_bad_or_foreign_token_is_closed_4401(api: Api, stack: 
                       {"type": "auth"}):
             async with connect(ws_url(stack, token=token)) as ws:
                 await ws.send(json.dumps(frame))
-                assert await close_code(ws, registered=True) == 4401, frame
+                assert await close_code(ws, user) == 4401, frame
 
     run(scenario())
 
@@ -368,37 +326,38 @@ def test_expiry_closes_4401_unless_a_fresh_token_arrives(api: Api, stack: Stack,
                 connect(ws_url(stack, token=expiring_token)) as expiring:
             started = time.monotonic()
             await refreshed.send(json.dumps({"type": "auth", "token": fresh}))
-            assert await close_code(expiring, registered=True) == 4401
+            assert await close_code(expiring, user) == 4401
             elapsed = time.monotonic() - started
             assert 1.0 <= elapsed <= 8.0, elapsed  # exp (<= 2 s) + the 5 s leeway
             # past its first token's expiry too, and still open
-            assert await pong(refreshed) == {"event": "pong"}
+            assert await pong(refreshed, user) == {"event": "pong"}
 
     run(scenario())
 
 
 def test_logout_closes_that_sessions_sockets_4401_and_no_other(api: Api, stack: Stack) -> None:
     registered = api.register()
-    email, first = registered["user"]["email"], registered["tokens"]
+    user, email, first = (registered["user"]["id"], registered["user"]["email"],
+                          registered["tokens"])
     second = api.post("/auth/login", {"email": email, "password": "securePassword123"}).json()
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=first["access_token"])) as ended, \
                 connect(ws_url(stack, token=second["access_token"])) as other:
-            assert await pong(ended) == {"event": "pong"}
-            assert await pong(other) == {"event": "pong"}
+            assert await pong(ended, user) == {"event": "pong"}
+            assert await pong(other, user) == {"event": "pong"}
             response = await asyncio.to_thread(
                 api.post, "/auth/logout", {"refresh_token": first["refresh_token"]}, key=None)
             assert response.status_code == 204
             with pytest.raises(ConnectionClosed) as closed:
                 while True:  # nothing but the user's own registration may come before
                     frame = json.loads(await asyncio.wait_for(ended.recv(), TIMEOUT))
-                    assert frame["event"] == "user.registered", frame
+                    assert own_registration(frame, user), frame
             assert closed.value.rcvd is not None
             assert (closed.value.rcvd.code, closed.value.rcvd.reason) == \
                 (4401, "session ended (logged out)")
             # the other login's socket stays open and never sees the gateway's own event
-            assert await pong(other) == {"event": "pong"}
+            assert await pong(other, user) == {"event": "pong"}
         # and the ended session's token cannot connect again
         assert await refused(ws_url(stack, token=first["access_token"])) == 4401
 
@@ -407,15 +366,16 @@ def test_logout_closes_that_sessions_sockets_4401_and_no_other(api: Api, stack: 
 
 def test_auth_frame_with_an_ended_sessions_token_is_closed_4401(api: Api, stack: Stack) -> None:
     registered = api.register()
-    email, first = registered["user"]["email"], registered["tokens"]
+    user, email, first = (registered["user"]["id"], registered["user"]["email"],
+                          registered["tokens"])
     second = api.post("/auth/login", {"email": email, "password": "securePassword123"}).json()
     assert api.post("/auth/logout", {"refresh_token": first["refresh_token"]},
                     key=None).status_code == 204
 
     async def scenario() -> None:
         async with connect(ws_url(stack, token=second["access_token"])) as ws:
-            assert await pong(ws) == {"event": "pong"}
+            assert await pong(ws, user) == {"event": "pong"}
             await ws.send(json.dumps({"type": "auth", "token": first["access_token"]}))
-            assert await close_code(ws, registered=True) == 4401
+            assert await close_code(ws, user) == 4401
 
     run(scenario())

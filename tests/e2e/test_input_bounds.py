@@ -21,11 +21,6 @@ from shared.settings import Settings
 from tests.e2e.client import Api, User, new_key, unique_email
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def raw_post(api: Api, path: str, body: bytes, token: str | None = None) -> Any:
     headers = {"Content-Type": "application/json", "Idempotency-Key": new_key()}
     if token:

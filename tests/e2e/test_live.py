@@ -3,100 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
-from collections import deque
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import nats
-import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from gateway.protocol import MAX_CURSOR
 from parley.stack import Stack
 from shared.settings import Settings
 from tests.e2e.client import Api, User
-
-T = TypeVar("T")
-TIMEOUT = 15.0
-QUIET = 1.0  # how long "nothing arrives" is watched, after a marker proved delivery is flowing
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
-def run(work: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(work, 120))
-
-
-def ws_url(stack: Stack, user: User, cursor: str | None = None) -> str:
-    query = f"?token={user.token}" + (f"&cursor={cursor}" if cursor else "")
-    return f"ws{stack.base_url.removeprefix('http')}/ws{query}"
-
-
-class Socket:
-    """A client socket whose frames that arrived before the pong are kept, not lost."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.early: deque[str] = deque()
-
-    async def recv(self, timeout: float) -> dict[str, Any]:
-        text = self.early.popleft() if self.early else await asyncio.wait_for(
-            self.ws.recv(), timeout)
-        return dict(json.loads(text))
-
-    async def close(self) -> None:
-        await self.ws.close()
-
-
-async def frames(ws: Socket, count: int) -> list[dict[str, Any]]:
-    """The next `count` frames, skipping the user's own `user.registered`."""
-    got: list[dict[str, Any]] = []
-    while len(got) < count:
-        frame = await ws.recv(TIMEOUT)
-        if frame["event"] != "user.registered":
-            got.append(frame)
-    return got
-
-
-async def nothing_more(ws: Socket) -> None:
-    with pytest.raises(TimeoutError):
-        while True:
-            frame = await ws.recv(QUIET)
-            if frame["event"] != "user.registered":
-                raise AssertionError(f"unexpected frame {frame}")
-
-
-async def synced(ws: Socket, sender: User, chat: int, *others: Socket) -> str:
-    """Post a marker and drop every frame before it on each socket (setup events may be
-    published after a socket opened, which rightly delivers them); the marker's cursor."""
-    marker = sender.say(chat, f"sync {uuid.uuid4()}")
-    cursor = ""
-    for socket in (ws, *others):
-        while True:
-            (frame,) = await frames(socket, 1)
-            if frame["data"] == marker:
-                cursor = str(frame["cursor"])
-                break
-    return cursor
-
-
-async def opened(stack: Stack, user: User, cursor: str | None = None) -> Socket:
-    """A socket whose session has started: the pong to a ping proves it is being served.
-
-    Frames may come before the pong (a replay, a resync notice): they are kept for `frames`.
-    """
-    socket = Socket(await connect(ws_url(stack, user, cursor)))
-    await socket.ws.send(json.dumps({"type": "ping"}))
-    while True:
-        text = str(await asyncio.wait_for(socket.ws.recv(), TIMEOUT))
-        if json.loads(text)["event"] == "pong":
-            return socket
-        socket.early.append(text)
+from tests.e2e.sockets import TIMEOUT, frames, next_is, opened, run, synced, ws_url
 
 
 def test_members_get_messages_exactly_as_rest_returns_them(api: Api, stack: Stack) -> None:
@@ -129,14 +48,17 @@ def test_joining_starts_and_leaving_stops_delivery(api: Api, stack: Stack) -> No
     async def scenario() -> None:
         ws_cat, ws_bob = await opened(stack, cat), await opened(stack, bob)
         await synced(ws_bob, ann, chat)
-        ann.say(chat, "before cat")
+        before = ann.say(chat, "before cat")
         assert ann.post(f"/chats/{chat}/members", {"user_ids": [cat.id]}).status_code == 200
         after = ann.say(chat, "after cat joined")
         added, system, message = await frames(ws_cat, 3)
         assert added["event"] == "chat.member_added" and added["data"]["user_ids"] == [cat.id]
         assert system["data"]["type"] == "system"
         assert message["data"] == after
-        await frames(ws_bob, 4)  # before, added, system, after
+        # bob, a member all along, gets the message cat missed, then the very frames cat got
+        first, *rest = await frames(ws_bob, 4)
+        assert (first["event"], first["data"]) == ("message.created", before)
+        assert rest == [added, system, message]
         assert ann.delete(f"/chats/{chat}/members/{bob.id}").status_code == 204
         # bob sees his removal; the system message written after it is already not his
         (removed,) = await frames(ws_bob, 1)
@@ -146,10 +68,10 @@ def test_joining_starts_and_leaving_stops_delivery(api: Api, stack: Stack) -> No
         events = [f["event"] for f in await frames(ws_cat, 4)]
         assert events == ["chat.member_removed", "message.created", "message.created",
                           "chat.deleted"]
-        await nothing_more(ws_bob)
-        ann.group(cat)  # a new chat: cat hears of it, the deleted one stays silent
-        (created,) = await frames(ws_cat, 1)
-        assert created["event"] == "chat.created"
+        # nothing of the chat after bob's removal: the next thing bob gets is his own chat
+        await next_is(ws_bob, "chat.created", bob.group(title="bob's own")["id"])
+        new = ann.group(cat)  # a new chat: cat hears of it, the deleted one stays silent
+        await next_is(ws_cat, "chat.created", new["id"])
         for ws in (ws_cat, ws_bob):
             await ws.close()
 
@@ -171,7 +93,8 @@ def test_resume_with_cursor_delivers_exactly_what_was_missed(api: Api, stack: St
         live = ann.say(chat, "live again")
         (after,) = await frames(ws, 1)
         assert after["data"] == live
-        await nothing_more(ws)
+        marker = ann.say(chat, "and nothing twice")  # no copy of a replayed frame before it
+        await next_is(ws, "message.created", marker["id"])
         await ws.close()
 
     run(scenario())
@@ -198,7 +121,8 @@ def test_resume_replays_membership_as_it_was(api: Api, stack: Stack) -> None:
                        ("message.created", "members added"),
                        ("message.created", "after bob joined"),
                        ("chat.member_removed", None)]
-        await nothing_more(ws)
+        # "after bob left" is not replayed: the next frame is one of a chat bob is still in
+        await next_is(ws, "message.created", ann.say(later, "marker")["id"])
         await ws.close()
 
     run(scenario())
@@ -253,7 +177,7 @@ def test_cursor_the_stream_never_held_gets_resync_required(api: Api, stack: Stac
 
 def test_malformed_cursor_is_refused(api: Api, stack: Stack) -> None:
     async def scenario() -> int:
-        ws = await connect(ws_url(stack, User(api), cursor="abc"))
+        ws = await connect(ws_url(stack, token=User(api).token, cursor="abc"))
         try:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
         except Exception:
@@ -262,3 +186,86 @@ def test_malformed_cursor_is_refused(api: Api, stack: Stack) -> None:
         return ws.close_code
 
     assert run(scenario()) == 4400
+
+
+def test_a_rename_reaches_the_members_as_chat_updated(api: Api, stack: Stack) -> None:
+    ann, bob, eve = User(api, "Ann"), User(api, "Bob"), User(api, "Eve")
+    chat = ann.group(bob)["id"]
+
+    async def scenario() -> None:
+        ws_bob, ws_eve = await opened(stack, bob), await opened(stack, eve)
+        await synced(ws_bob, ann, chat)
+        renamed = ann.patch(f"/chats/{chat}", {"title": "Renamed"})
+        assert renamed.status_code == 200, renamed.text
+        updated, system = await frames(ws_bob, 2)
+        assert updated["event"] == "chat.updated"
+        assert updated["data"] == {"id": chat, "title": "Renamed"}
+        assert system["event"] == "message.created" and system["data"]["type"] == "system"
+        # not a member: eve's next frame is one of her own chat's
+        await next_is(ws_eve, "chat.created", eve.group(title="eve's own")["id"])
+        for ws in (ws_bob, ws_eve):
+            await ws.close()
+
+    run(scenario())
+
+
+def test_a_user_gets_its_own_registration_and_nobody_elses(api: Api, stack: Stack,
+                                                            settings: Settings) -> None:
+    async def scenario() -> None:
+        nc = await nats.connect(settings.nats_url)
+        before = (await nc.jetstream().stream_info(settings.nats_stream)).state.last_seq
+        await nc.close()
+        ann = User(api, "Ann")  # registered after `before`: a resume from there replays it
+        ws = await opened(stack, ann, cursor=str(before))
+        frame = await ws.recv()
+        assert frame["event"] == "user.registered", frame
+        assert frame["data"] == ann.get(f"/users/{ann.id}").json()
+        assert int(frame["cursor"]) > before
+        ws.registration_seen = True
+        User(api, "Bob")  # someone else registers: not ann's business
+        await next_is(ws, "chat.created", ann.group(title="ann's own")["id"])
+        await ws.close()
+
+    run(scenario())
+
+
+def test_a_resume_while_writes_keep_arriving_has_no_gap_and_no_duplicate(
+        api: Api, stack: Stack) -> None:
+    """The replay and the live feed meet while a writer keeps posting: every message after the
+    cursor arrives once, in order, whether it was written before, during or after the replay."""
+    ann, bob = User(api, "Ann"), User(api, "Bob")
+    chat = ann.group(bob)["id"]
+    posted: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            posted.append(ann.say(chat, f"message {len(posted)}"))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + TIMEOUT * 4
+        while not condition():
+            assert time.monotonic() < deadline, len(posted)
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        ws = await opened(stack, bob)
+        seen = await synced(ws, ann, chat)
+        await ws.close()
+        writing = threading.Thread(target=writer)
+        writing.start()
+        try:
+            await until(lambda: len(posted) >= 60)  # missed while away
+            ws = await opened(stack, bob, cursor=seen)
+            at_open = len(posted)
+            await until(lambda: len(posted) >= at_open + 40)  # written during and after
+        finally:
+            stop.set()
+            await asyncio.to_thread(writing.join, 60)
+        got = await frames(ws, len(posted))
+        assert [f["data"] for f in got] == posted
+        assert [int(f["cursor"]) for f in got] == sorted({int(f["cursor"]) for f in got})
+        await next_is(ws, "message.created", ann.say(chat, "the end")["id"])  # nothing twice
+        await ws.close()
+
+    run(scenario())

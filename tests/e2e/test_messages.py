@@ -6,15 +6,9 @@ import re
 
 import pytest
 
-from parley.stack import Stack
 from tests.e2e.client import Api, User
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 @pytest.fixture

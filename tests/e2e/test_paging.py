@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.stack import Stack
 from tests.e2e.client import Api, User
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import pytest
 
 from parley.embedded.processes import spawn_child
 from parley.stack import Stack
@@ -17,11 +16,6 @@ from projectors.leadership import PROJECTOR_LOCK
 from tests.e2e.client import Api, User
 
 TAKEOVER_DEADLINE = 60.0  # generous for a loaded CI machine; README gives the measured figure
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def lock_holders(stack: Stack) -> list[int]:

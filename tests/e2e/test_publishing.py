@@ -6,17 +6,11 @@ import asyncio
 import json
 
 import nats
-import pytest
 
 from parley.stack import Stack
 from shared import subjects
 from shared.settings import Settings
 from tests.e2e.client import Api
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 async def last_message(stack: Stack, subject: str) -> tuple[dict, dict]:

@@ -9,17 +9,16 @@ on the shared stack's servers (same database, projector and signing key).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from parley.stack import Stack, StackOptions, start_api
+from parley.stack import Stack
 from tests.e2e.client import Api, User, new_key, unique_email
+from tests.e2e.servers import api_process
 
 LIMITS = ("TRUSTED_PROXIES", "REGISTER_MAX_PER_ADDRESS", "WRITE_RATE_PER_USER",
           "WRITE_BURST_PER_USER")
@@ -27,17 +26,6 @@ SMALL = {"TRUSTED_PROXIES": "127.0.0.1", "REGISTER_MAX_PER_ADDRESS": "3",
          "LOGIN_MAX_FAILURES_PER_ADDRESS": "3", "WRITE_RATE_PER_USER": "0.5",
          "WRITE_BURST_PER_USER": "4"}
 PASSWORD = "securePassword123"
-
-
-@contextlib.contextmanager
-def api_process(stack: Stack, data_dir: Path, env: dict[str, str]) -> Iterator[str]:
-    """Two more API workers (as `parley up` runs them) with `env`, on the stack's servers."""
-    options = StackOptions(data_dir=data_dir, port=0, workers=2, log_dir=data_dir / "logs")
-    base_url, workers = start_api(options, env, {})  # not supervised: the test's own
-    try:
-        yield base_url
-    finally:
-        workers.stop()
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +39,6 @@ def defaults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env = {k: v for k, v in stack.env.items() if k not in LIMITS}
     with api_process(stack, tmp_path_factory.mktemp("defaults"), env) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def new_address() -> str:

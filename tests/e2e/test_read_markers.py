@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from parley.stack import Stack
 from tests.e2e.client import Api, User
-from tests.e2e.test_live import frames, opened, run
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
+from tests.e2e.sockets import frames, opened, run
 
 
 def mark(user: User, chat: int, message: Any) -> httpx.Response:
@@ -126,6 +120,6 @@ def test_chat_read_frames_reach_every_member_and_no_one_else(api: Api, stack: St
         (first,) = await frames(sockets[3], 1)
         assert first["event"] == "chat.created" and first["data"]["id"] == own
         for ws in sockets:
-            await ws.ws.close()
+            await ws.close()
 
     run(scenario())

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from parley.stack import Stack
 from tests.e2e.client import Api, User
+from tests.e2e.sockets import frames, opened, run
 from tests.e2e.test_attachments import presign, upload, voice
-from tests.e2e.test_live import frames, opened, run
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 def reply(user: User, chat_id: int, to: Any, text: str = "re") -> httpx.Response:
@@ -43,7 +37,7 @@ def test_a_reply_names_its_message_everywhere(api: Api, stack: Stack) -> None:
         while (frame := (await frames(ws, 1))[0])["event"] != "message.created":
             pass
         assert frame["data"] == body
-        await ws.ws.close()
+        await ws.close()
 
     run(scenario())
 
@@ -90,7 +84,7 @@ def test_the_author_deletes_and_it_is_gone_from_every_read_and_frame(api: Api,
         (first,) = await frames(sockets[2], 1)
         assert first["event"] == "chat.created" and first["data"]["id"] == own
         for ws in sockets:
-            await ws.ws.close()
+            await ws.close()
         assert bob.get(f"/messages/{gone['id']}").status_code == 404
         ids = [m["id"] for m in ann.get("/messages", chat_id=chat).json()]
         assert gone["id"] not in ids and kept["id"] in ids

@@ -13,21 +13,15 @@ import dataclasses
 import time
 
 import nats
-import pytest
 
 from parley.stack import Stack
 from projectors.publisher import stream_config
 from shared.settings import Settings
 from tests.e2e.client import Api, User
-from tests.e2e.test_live import frames, opened, run, synced
+from tests.e2e.sockets import frames, opened, run, synced
 
 SHORTEST_WINDOW = 0.1  # seconds: NATS refuses a shorter duplicate window
 PURGE_TIMEOUT = 30.0  # the server purges ids at once when the window changes (nats-server)
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
 
 
 async def republish(settings: Settings, sequence: int) -> int:

@@ -6,49 +6,21 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.protocol import CLOSE_TRY_AGAIN
-from parley.embedded import set_parent_death_signal
 from parley.stack import Stack
-from tests.conftest import free_port
 from tests.e2e.client import Api, User
-from tests.e2e.test_live import frames, opened, run, synced
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
-def start_gateway(stack: Stack, port: int, log: Path,
-                  **settings: str) -> subprocess.Popen[bytes]:
-    """A gateway process of its own, as compose runs several beside each other (`settings`:
-    environment variables of its own)."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port)], env={**stack.env, **settings},
-            stdout=out, stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"gateway on {port} did not become ready: {log.read_text()[-2000:]}")
+from tests.e2e.servers import start_gateway
+from tests.e2e.sockets import frames, opened, run, synced
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ from tests.e2e.test_attachments import AUDIO, presign, upload
 RECOVERY_BOUND = 60.0  # seconds; measured figures are in the README (Operations)
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def serves_a_write_and_its_read(api: Api) -> bool:
     """A write gets 201 with read-your-writes, and another member reads it at once."""
     try:

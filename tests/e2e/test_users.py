@@ -9,11 +9,6 @@ from parley.stack import Stack
 from tests.e2e.client import Api
 
 
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
-    return Api(stack.base_url)
-
-
 def test_me_requires_a_valid_access_token(api: Api) -> None:
     assert api.get("/users/me").status_code == 401
     assert api.get("/users/me", token="nonsense").status_code == 401
@@ -40,10 +35,11 @@ def test_profile_lookup_errors(api: Api, user_id: str, status: int) -> None:
     assert response.json()["detail"]
 
 
-def test_min_position_waits_for_the_read_models(api: Api) -> None:
+def test_min_position_must_be_a_non_negative_integer(api: Api) -> None:
+    """(That a read waits for it: tests/e2e/test_consistency.py.)"""
     response = api.post("/auth/register", {"email": "pos-" + api.register()["user"]["email"],
                                            "password": "securePassword123",
-                                           "display_name": "P"}, Prefer="")
+                                           "display_name": "P"})
     assert response.status_code == 201
     position = response.headers["X-Event-Position"]
     token = response.json()["tokens"]["access_token"]

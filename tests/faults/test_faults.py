@@ -29,10 +29,13 @@ import psutil
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded.processes import spawn_child
 from parley.stack import Stack
+from shared.settings import parse_database_url
+from tests.databases import database_url_for
 from tests.e2e.client import Api, User
 
 T = TypeVar("T")
@@ -330,3 +333,57 @@ def test_every_connection_cut_costs_each_pool_one_failed_request_at_most(faulty:
     assert {p for p, _ in answers} <= {201, 503} and {r for _, r in answers} <= {200, 503}
     # two workers, each with an event-store pool and a pool of its own per API
     assert failed_posts <= 4 and failed_reads <= 2, answers
+
+
+async def close_of(stack: Stack, user: User) -> tuple[int, str]:
+    """The code and reason the user's socket is closed with; only the user's own frames may
+    come before."""
+    url = f"ws{stack.base_url.removeprefix('http')}/ws?token={user.token}"
+    async with connect(url, open_timeout=30) as ws:
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert frame["event"] == "user.registered" and frame["data"]["id"] == user.id
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, closed
+            return closed.rcvd.code, closed.rcvd.reason
+
+
+def test_a_database_refusing_connections_is_503_and_the_retried_write_has_one_effect(
+        faulty: Stack) -> None:
+    """PostgreSQL down or out of connections, made exact: the database stops accepting
+    connections and the API's are cut. A write answers 503 with `Retry-After: 1` and a detail,
+    `/readyz` 503; once it is back, the same Idempotency-Key is tried again and there is
+    exactly one message. A socket opened meanwhile is closed 1013 (come back), not 1011."""
+    wait_ready(faulty, time.monotonic())
+    api = Api(faulty.base_url)
+    ann = patiently(User, api, "Ann")
+    chat = patiently(ann.group, title="refusing")["id"]
+    url = faulty.env["DATABASE_URL"]
+    database = parse_database_url(url).dbname
+    body = {"chat_id": chat, "type": "text", "content": f"once {uuid.uuid4()}"}
+    key = str(uuid.uuid4())
+    with psycopg.connect(database_url_for(url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            refused = ann.post("/messages", body, key=key)
+            readyz = httpx.get(f"{faulty.base_url}/readyz", timeout=30)
+            ws_closed = asyncio.run(asyncio.wait_for(close_of(faulty, ann), 60))
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "1" and refused.json()["detail"]
+    assert readyz.status_code == 503, readyz.text
+    assert ws_closed == (CLOSE_TRY_AGAIN, "server busy, resume with cursor")  # not 1011
+    deadline = time.monotonic() + RECOVERY_DEADLINE
+    while (retried := ann.post("/messages", body, key=key)).status_code == 503:
+        assert time.monotonic() < deadline, retried.text
+        time.sleep(0.2)
+    assert retried.status_code == 201, retried.text
+    again = ann.post("/messages", body, key=key)
+    assert again.status_code == 409 and again.json()["original_status"] == 201, again.text
+    stored = [m for m in all_messages(api, ann, chat) if m["content"] == body["content"]]
+    assert [m["id"] for m in stored] == [retried.json()["id"]]
+    wait_ready(faulty, time.monotonic())

@@ -4,7 +4,6 @@ replays, and an event a projection cannot apply is skipped by it alone, visibly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -18,28 +17,11 @@ from projectors.rebuild import Rebuild
 from projectors.runner import POISON_ATTEMPTS, LiveProjector, live_projections
 from projectors.status import status
 from projectors.users import UsersProjection
-from projectors.verify import verify
 from shared.postgres.positions import projection_health
 from shared.settings import Settings
+from tests.integration.projection import drain, query, verified
 
 NUL_NAME = "Eve\x00Null"
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Parley]:
-    parley = Parley(env=settings.eventsourcing_env())
-    yield parley
-    parley.close()
-
-
-def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.database_url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-
-
-def drain(runner: LiveProjector) -> None:
-    while runner.process_batch() is not None:
-        pass
 
 
 def register(app: Parley, n: int, name: str) -> int:
@@ -73,9 +55,7 @@ def test_text_with_nul_stored_by_an_older_version_projects_and_replays(
 
     swapped = Rebuild(settings, live_projections(), app=app).run()
     assert set(swapped) == {p.name for p in live_projections()}
-    verdicts = verify(settings, live_projections(), app=app)
-    assert sorted(v.projection for v in verdicts) == sorted(p.name for p in live_projections())
-    assert all(v.equal for v in verdicts)
+    verified(settings, live_projections(), app)
 
 
 class BuggyUsers(UsersProjection):

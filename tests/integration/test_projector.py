@@ -4,7 +4,6 @@ every cut of the log into batches gives the same tables."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -18,6 +17,7 @@ from projectors.runner import LiveProjector, live_projections
 from projectors.users import UsersProjection
 from projectors.verify import verify
 from shared.settings import Settings
+from tests.integration.projection import drain
 from tests.integration.workload import Workload
 
 
@@ -35,13 +35,6 @@ class CrashingUsers(UsersProjection):
             raise RuntimeError("projector crashed mid-batch")
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Parley]:
-    parley = Parley(env=settings.eventsourcing_env())
-    yield parley
-    parley.close()
-
-
 def register(app: Parley, n: int) -> None:
     for i in range(n):
         app.register_user(Claim("anonymous", f"key-{i}", "fp"), f"user{i}@example.com", "hash",
@@ -53,12 +46,6 @@ def rows(settings: Settings) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT id, email, display_name, avatar_url, created_at, position"
                             " FROM users ORDER BY id").fetchall()
 
-
-def drain(runner: LiveProjector) -> int:
-    batches = 0
-    while runner.process_batch(limit=7) is not None:
-        batches += 1
-    return batches
 
 
 def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
@@ -72,7 +59,7 @@ def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
     assert crashing.tracking.max_tracking_id("users") in (None, 0)
 
     runner = LiveProjector(settings, [UsersProjection()], app=app)
-    assert drain(runner) > 1
+    assert drain(runner, limit=7) > 1
     assert [r[0] for r in rows(settings)] == list(range(1, 21))
     assert runner.process_batch() is None
     fresh = LiveProjector(settings, [UsersProjection()], app=app)
@@ -83,24 +70,24 @@ def test_crash_mid_batch_leaves_nothing_and_the_rerun_applies_once(app: Parley,
 def test_replay_from_zero_equals_the_live_projection(app: Parley, settings: Settings) -> None:
     register(app, 5)
     live = LiveProjector(settings, [UsersProjection()], app=app)
-    drain(live)
+    drain(live, limit=7)
     app.register_user(Claim("anonymous", "late", "fp"), "late@example.com", "h", "Late", None,
                       "t")
-    drain(live)
+    drain(live, limit=7)
     before = rows(settings)
     with psycopg.connect(settings.database_url) as conn:
         conn.execute("TRUNCATE users")
         conn.execute("DELETE FROM projection_tracking WHERE application_name = 'users'")
     replay = LiveProjector(settings, [UsersProjection()], app=app)
     assert replay.position == 0
-    drain(replay)
+    drain(replay, limit=7)
     assert rows(settings) == before and len(before) == 6
 
 
 def test_tracking_refuses_to_apply_a_position_twice(app: Parley, settings: Settings) -> None:
     register(app, 3)
     runner = LiveProjector(settings, [UsersProjection()], app=app)
-    drain(runner)
+    drain(runner, limit=7)
     runner.positions["users"] = 0  # a confused runner that believes it is behind
     with pytest.raises(Exception, match=r"tracking|IntegrityError|duplicate"):
         runner.process_batch()

@@ -101,3 +101,25 @@ def test_a_batch_decodes_only_kept_events_and_the_publisher_still_reaches_its_en
     assert [event["event"] for _, event in stream_messages(nats_url, settings.nats_stream)] \
         == ["user.registered"]
     app.close()
+
+
+def test_nats_retention_days_sets_and_updates_the_streams_max_age(nats_url: str) -> None:
+    """NATS_RETENTION_DAYS is how long the stream keeps an event (and so how old a cursor may
+    be): applied when the stream is created, and brought in line at the next start (JetStream
+    enforces a stream's max_age itself)."""
+    def settings(days: str) -> Settings:
+        return Settings.from_env({"NATS_URL": nats_url, "NATS_RETENTION_DAYS": days})
+
+    async def scenario() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        stream = settings("0.5").nats_stream
+        try:
+            await ensure_stream(js, settings("0.5"))
+            assert (await js.stream_info(stream)).config.max_age == 43_200
+            await ensure_stream(js, settings("0.01"))  # a restart with another setting
+            assert (await js.stream_info(stream)).config.max_age == 864
+        finally:
+            await nc.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

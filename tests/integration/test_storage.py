@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import ipaddress
 import socket
 import uuid
 from collections.abc import Mapping
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from minio import Minio
 
 from domain.uploads import (
     MAX_FILENAME_CHARS,
@@ -27,6 +30,7 @@ from shared.s3.storage import (
     StoredObject,
 )
 from shared.settings import Settings
+from tests.ports import free_port
 
 # minio's PostPolicy.form_data calls datetime.utcnow(), deprecated since Python 3.12
 pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning")
@@ -50,11 +54,18 @@ def storage(s3: Settings) -> Storage:
 
 
 def _other_host(endpoint: str) -> str:
-    """The same server under the other loopback name (127.0.0.1 <-> localhost)."""
+    """The same server under another name: 127.0.0.1 <-> localhost, a host name -> its address
+    (compose's `minio`), another address -> its name. Any S3 server has one: never skipped."""
     parts = urlsplit(endpoint)
-    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parts.hostname or "")
-    if other is None:
-        pytest.skip(f"cannot alias {endpoint}")
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        other = "127.0.0.1" if host == "localhost" else socket.gethostbyname(host)
+    else:
+        other = "localhost" if ipaddress.ip_address(host).is_loopback \
+            else socket.gethostbyaddr(host)[0]
+    assert other != host, f"no other name for {endpoint}"
     return f"{parts.scheme}://{other}:{parts.port}"
 
 
@@ -182,23 +193,29 @@ def test_stat_of_a_missing_key_is_none(storage: Storage) -> None:
     assert storage.stat(_key()) is None
 
 
-def test_ensure_bucket_is_idempotent(storage: Storage) -> None:
+def test_ensure_bucket_creates_a_missing_bucket_and_keeps_an_existing_one(s3: Settings) -> None:
+    bucket = f"ensure-{uuid.uuid4().hex[:12]}"
+    endpoint = urlsplit(s3.s3_endpoint)
+    client = Minio(endpoint.netloc, s3.s3_access_key, s3.s3_secret_key,
+                   secure=endpoint.scheme == "https", region=s3.s3_region)
+    storage = Storage(replace(s3, s3_bucket=bucket))
+    assert not client.bucket_exists(bucket)
     storage.ensure_bucket()
-    storage.ensure_bucket()
+    assert client.bucket_exists(bucket)
+    key, body = _key(), b"OggS kept"
+    client.put_object(bucket, key, io.BytesIO(body), len(body), content_type="audio/opus")
+    storage.ensure_bucket()  # exists already: no error, nothing lost
+    assert storage.stat(key) == StoredObject(size=len(body), content_type="audio/opus")
+    client.remove_object(bucket, key)
+    client.remove_bucket(bucket)
 
 
 # ---------------------------------------------------------------- no server needed
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_presigning_makes_no_network_call(scheme: str) -> None:
-    port = _closed_port()  # nothing listens: any request would fail after retries
+    port = free_port()  # nothing listens: any request would fail after retries
     settings = Settings(s3_endpoint=f"{scheme}://127.0.0.1:{port}",
                         s3_public_endpoint=f"{scheme}://files.example:{port}",
                         s3_access_key="AK", s3_secret_key="SK", s3_region="eu-west-3")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.eventstore.group_commit import GroupCommit
@@ -82,13 +82,41 @@ def test_only_the_offending_append_fails() -> None:
 
 
 def test_other_failures_reach_every_waiting_caller() -> None:
+    gate, puts = threading.Event(), []
+
     def broken(events: Sequence[Any]) -> list[Any]:
+        puts.append(list(events))
+        gate.wait(5)  # the first transaction is held while the others queue behind it
         raise ConnectionError("database gone")
 
     group = GroupCommit(broken)
-    with pytest.raises(ConnectionError):
-        group.append(["x"])
+    errors: dict[int, BaseException] = {}
+
+    def append(n: int) -> None:
+        try:
+            group.append([f"e{n}"])
+        except ConnectionError as exc:
+            errors[n] = exc
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(12)]
+    threads[0].start()
+    wait_until(lambda: len(puts) == 1)
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: group._queue.qsize() == 11)  # the other eleven wait, in one batch
+    gate.set()
+    for thread in threads:
+        thread.join(5)
     group.close()
+    assert sorted(errors) == list(range(12))  # nobody left waiting, nobody told it worked
+    assert [len(events) for events in puts] == [1, 11]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
 
 
 def test_a_stale_append_fails_alone_and_the_rest_of_its_batch_commits() -> None:
