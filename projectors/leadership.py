@@ -2,9 +2,11 @@
 
 Any number of projector processes may run (compose `--scale projector=2`). Each waits for the
 lock on a connection of its own; the one holding it projects and publishes, the others stand
-by, trying again every `POLL_SECONDS`. The lock lives exactly as long as the holder's session:
+by, each blocked in `pg_advisory_lock` for up to `POLL_SECONDS` at a time (`lock_timeout`), so
+they notice a stop between waits. The lock lives exactly as long as the holder's session:
 `kill -9` of the active projector (or its host) ends the session, PostgreSQL releases the lock,
-and a standby takes over within about a poll. The holder checks its lock connection every
+and a waiting standby has it at once, before a restarted process could even connect. The
+holder checks its lock connection every
 `CHECK_SECONDS`; when that connection is gone (a PostgreSQL restart, a network cut) it stops
 projecting at once, since another process may hold the lock by now, and stands by again.
 
@@ -36,17 +38,17 @@ async def leadership(database_url: str, stop: asyncio.Event) -> AsyncIterator[as
     lost = asyncio.Event()
     async with await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, application_name="parley-projector-lock") as conn:
+        await conn.execute(f"SET lock_timeout = {int(POLL_SECONDS * 1000)}")
         announced = False
         while not stop.is_set():
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (PROJECTOR_LOCK,))
-            row = await cur.fetchone()
-            if row and row[0]:
+            try:
+                await conn.execute("SELECT pg_advisory_lock(%s)", (PROJECTOR_LOCK,))
                 break
+            except psycopg.errors.LockNotAvailable:
+                pass  # still held after a poll's wait: look at `stop`, then wait again
             if not announced:
                 log.info("another projector is active; standing by")
                 announced = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), POLL_SECONDS)
         if stop.is_set():
             yield lost
             return
