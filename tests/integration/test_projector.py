@@ -100,9 +100,9 @@ def test_every_event_alone_gives_the_tables_a_replay_gives(app: Parley,
     read models equal one replay of the whole log, which takes the in-memory paths."""
     workload = Workload(app, seed=21)
     workload.setup()
-    workload.run(100)
+    workload.run(60)
     workload.delete_a_chat()
-    workload.run(20)
+    workload.run(10)
     runner = LiveProjector(settings, app=app)
     batches = 0
     while runner.process_batch(limit=1) is not None:
