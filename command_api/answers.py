@@ -31,6 +31,9 @@ ANSWERS: dict[tuple[Change, Resource], tuple[int, str | None]] = {
     (_CHANGED, Resource.READ_MARKER): (200, None),
     (_FOUND, Resource.READ_MARKER): (200, None),  # at or after that message already
     (_CREATED, Resource.ATTACHMENT): (200, None),  # the presigned upload, as the seed answers
+    (_CREATED, Resource.REACTION): (201, None),
+    (_FOUND, Resource.REACTION): (200, None),  # the caller's emoji was there already
+    (_REMOVED, Resource.REACTION): (204, None),
 }
 LOCATED = (_CREATED, _FOUND)  # the changes whose response carries the Location itself
 

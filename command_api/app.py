@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 
-from command_api import attachments, auth, chats, messages
+from command_api import attachments, auth, chats, messages, reactions
 from command_api.buckets import WriteBuckets
 from command_api.context import COMMAND_EXCEPTION_HANDLERS, Context
 from command_api.throttle import LoginThrottle, RegistrationLimit
@@ -42,6 +42,8 @@ HANDLERS = {
     "patch_messages_message_id": messages.edit_message,
     "delete_messages_message_id": messages.delete_message,
     "post_attachments": attachments.create_attachment,
+    "post_messages_message_id_reactions": reactions.add_reaction,
+    "delete_messages_message_id_reactions_emoji": reactions.remove_reaction,
 }
 
 

@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from command_api.context import context
 from domain.message import Message
+from shared.postgres.reactions import reactions_of
 from shared.schemas import MessageCreate, MessageEdit, MessageOut
-from shared.web.endpoints import int_param
+from shared.web.endpoints import int_param, json_response
 
 
 def message_out(message: Message) -> MessageOut:
@@ -33,7 +34,12 @@ async def edit_message(request: Request) -> Response:
     number = int_param(request.path_params["message_id"], "message_id")
     user, claim, body = await ctx.caller(request, MessageEdit)
     outcome = await ctx.run(ctx.commands.edit_message, claim, user, number, body.content)
-    return await ctx.respond(outcome, message_out(outcome.value))
+    headers = await ctx.settle(outcome)
+    edited = message_out(outcome.value)
+    if ctx.readmodels is not None:  # its reactions are no part of the message aggregate
+        async with ctx.readmodels.connection() as conn:
+            edited.reactions = (await reactions_of(conn, [number])).get(number, [])
+    return json_response(edited, 200, headers)
 
 
 async def delete_message(request: Request) -> Response:

@@ -18,6 +18,7 @@ from domain.eventstore.idempotency import Claim
 from domain.eventstore.recorder import StaleReadError
 from domain.message import SYSTEM, VOICE, Message, check_postable
 from domain.outcomes import Change, Effect, Outcome, Resource
+from domain.reaction import Reaction, check_emoji
 from domain.read_marker import ReadMarker
 from domain.uploads import Stat, UploadPolicy
 from domain.user import User
@@ -201,6 +202,50 @@ class ChatCommands(EventStoreApp):
         message.delete(by, chat.creator if chat.is_group else None)
         effect = Effect(Change.REMOVED, Resource.MESSAGE, number)
         return Outcome(message, self._save(claim, effect, message, read=[chat]), effect)
+
+    def add_reaction(self, claim: Claim, user: int, number: int,
+                     emoji: str) -> Outcome[Reaction]:
+        """A member adds an emoji to a message that is still there; one already there is
+        found (`Change.FOUND`: nothing written)."""
+        check_emoji(emoji)
+        message, chat = self._visible_message(number, user)
+        reaction = self._reaction(number, user, emoji)
+        if reaction is not None and reaction.present:
+            return Outcome(reaction, 0, Effect(Change.FOUND, Resource.REACTION, number))
+        if reaction is None:
+            reaction = Reaction(message=number, chat=message.chat, user=user, emoji=emoji)
+        else:
+            reaction.add()
+        return self._save_reaction(claim, Effect(Change.CREATED, Resource.REACTION, number),
+                                   reaction, message, chat)
+
+    def remove_reaction(self, claim: Claim, user: int, number: int,
+                        emoji: str) -> Outcome[Reaction]:
+        """A member takes back their own emoji (NotFoundError if it is not there)."""
+        check_emoji(emoji)
+        message, chat = self._visible_message(number, user)
+        reaction = self._reaction(number, user, emoji)
+        if reaction is None:
+            raise NotFoundError("Reaction not found")
+        reaction.remove()
+        return self._save_reaction(claim, Effect(Change.REMOVED, Resource.REACTION, number),
+                                   reaction, message, chat)
+
+    def _reaction(self, number: int, user: int, emoji: str) -> Reaction | None:
+        try:
+            return self._load(Reaction.create_id(number, user, emoji), Reaction, "")
+        except NotFoundError:
+            return None
+
+    def _save_reaction(self, claim: Claim, effect: Effect, reaction: Reaction,
+                       message: Message, chat: Chat) -> Outcome[Reaction]:
+        """Saved only if the message and its chat are as read (not deleted, the user still a
+        member); the same reaction changed meanwhile by the same user: decided again."""
+        try:
+            position = self._save(claim, effect, reaction, read=[message, chat])
+        except IntegrityError:
+            raise StaleReadError({reaction.id}) from None
+        return Outcome(reaction, position, effect)
 
     def mark_read(self, user: int, chat_number: int,
                   message_number: int) -> Outcome[ReadMarker]:

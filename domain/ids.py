@@ -39,3 +39,7 @@ def message_id(number: int) -> UUID:
 
 def read_marker_id(chat: int, user: int) -> UUID:
     return uuid5(NAMESPACE, f"/chats/{chat}/read/{user}")
+
+
+def reaction_id(message: int, user: int, emoji: str) -> UUID:
+    return uuid5(NAMESPACE, f"/messages/{message}/reactions/{user}/{emoji}")

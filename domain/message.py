@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -138,3 +139,18 @@ class Message(Aggregate):
     @event(Deleted)
     def _deleted(self, number: int, chat: int, by: int) -> None:
         self.deleted = True
+
+
+def versions(events: Iterable[object]) -> list[tuple[str | None, datetime]]:
+    """Every version of a message from its own stored events, oldest first: the post, then
+    each edit, as (content, when). NotFoundError if there are none or it was deleted (an erased
+    message is deleted too: `parley erase-message` only erases deleted ones)."""
+    found: list[tuple[str | None, datetime]] = []
+    for stored in events:
+        if isinstance(stored, (Message.Posted, Message.Edited)):
+            found.append((stored.content, stored.timestamp))
+        elif isinstance(stored, Message.Deleted):
+            raise NotFoundError("Message not found")
+    if not found:
+        raise NotFoundError("Message not found")
+    return found

@@ -36,6 +36,7 @@ class Resource(StrEnum):
     MESSAGE = "message"
     READ_MARKER = "read_marker"  # the caller's marker in chat `id`
     ATTACHMENT = "attachment"
+    REACTION = "reaction"  # the caller's emoji on message `id`
 
 
 @dataclass(frozen=True)

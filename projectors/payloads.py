@@ -10,12 +10,13 @@ from functools import singledispatch
 
 from domain.chat import Chat
 from domain.message import Message
+from domain.reaction import Reaction
 from domain.read_marker import ReadMarker
 from domain.session import Session
 from domain.user import User
 from projectors.base import PublicEvent
 from shared import subjects
-from shared.schemas import MessageOut, PublicUser, dump, format_timestamp
+from shared.schemas import MessageOut, PublicUser, ReactionOut, dump, format_timestamp
 from shared.subjects import SESSION_ENDED
 
 
@@ -97,6 +98,24 @@ def _(event: ReadMarker.Set | ReadMarker.Moved) -> list[PublicEvent]:
     """To every member: "seen" ticks, and the reader's other devices."""
     data = {"chat_id": event.chat, "user_id": event.user, "last_read_message_id": event.message}
     return [PublicEvent(subjects.chat(event.chat), "chat.read", data)]
+
+
+def reaction_out(event: Reaction.Added | Reaction.Readded | Reaction.Removed) -> ReactionOut:
+    return ReactionOut(message_id=event.message, chat_id=event.chat, user_id=event.user,
+                       emoji=event.emoji)
+
+
+@public_events.register(Reaction.Added)
+@public_events.register(Reaction.Readded)
+def _(event: Reaction.Added | Reaction.Readded) -> list[PublicEvent]:
+    data = dump(reaction_out(event))
+    return [PublicEvent(subjects.chat(event.chat), "message.reaction_added", data)]
+
+
+@public_events.register
+def _(event: Reaction.Removed) -> list[PublicEvent]:
+    data = dump(reaction_out(event))
+    return [PublicEvent(subjects.chat(event.chat), "message.reaction_removed", data)]
 
 
 def published_types() -> tuple[type, ...]:

@@ -38,6 +38,7 @@ from projectors.failures import ERRORS_DDL, SKIPPED_DDL, record_error, record_sk
 from projectors.memberships import MembershipsProjection
 from projectors.messages import MessagesProjection
 from projectors.payloads import published_types
+from projectors.reactions import ReactionsProjection
 from projectors.reads import ReadsProjection
 from projectors.replay import TopicFilter, wanted_types
 from projectors.sessions import SessionsProjection
@@ -61,7 +62,8 @@ def is_unavailable(exc: BaseException) -> bool:
 def live_projections() -> list[ReadModel]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
     return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
-            MembershipsProjection(), SessionsProjection(), ReadsProjection()]
+            MembershipsProjection(), SessionsProjection(), ReadsProjection(),
+            ReactionsProjection()]
 
 
 @dataclass(frozen=True)

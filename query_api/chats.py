@@ -12,7 +12,9 @@ from starlette.responses import Response
 from domain.chat import title_seen_by
 from query_api.access import check_member
 from query_api.context import reader
-from shared.schemas import ChatView, MemberOut, MessageOut
+from query_api.messages import STORED
+from shared.postgres.reactions import reactions_of
+from shared.schemas import ChatView, MemberOut, MessageOut, ReactionCount
 from shared.web.endpoints import int_param, json_response, rows_as
 
 LAST = "last_"  # the prefix of the newest message's columns
@@ -21,7 +23,7 @@ LAST = "last_"  # the prefix of the newest message's columns
 CHAT_COLUMNS = f"""c.id, c.title, other.id AS other_id, other.display_name AS other_name,
     c.is_group, c.created_at, c.creator_id, c.last_activity_at,
     r.last_read_message_id, GREATEST(n.countable - r.base, 0) AS unread_count,
-    {", ".join(f"last.{name} AS {LAST}{name}" for name in MessageOut.model_fields)}"""
+    {", ".join(f"last.{name} AS {LAST}{name}" for name in STORED)}"""
 # Each join is a primary-key or index lookup per chat: no count over a chat's messages.
 CHAT_JOINS = """LEFT JOIN LATERAL (
         SELECT u.id, u.display_name FROM chat_members o JOIN users u ON u.id = o.user_id
@@ -33,12 +35,14 @@ CHAT_JOINS = """LEFT JOIN LATERAL (
         SELECT * FROM messages WHERE chat_id = c.id ORDER BY id DESC LIMIT 1) last ON true"""
 
 
-def _chat_view(row: dict[str, Any], viewer: int) -> ChatView:
+def _chat_view(row: dict[str, Any], viewer: int,
+               reactions: dict[int, list[ReactionCount]]) -> ChatView:
     other, name = row.pop("other_id"), row.pop("other_name")
     row["title"] = title_seen_by(viewer, row["title"], row["is_group"],
                                  [other] if other is not None else [], {other: name}.get)
-    last = {name: row.pop(f"{LAST}{name}") for name in MessageOut.model_fields}
-    row["last_message"] = MessageOut.model_construct(**last) if last["id"] is not None else None
+    last = {name: row.pop(f"{LAST}{name}") for name in STORED}
+    row["last_message"] = MessageOut.model_construct(
+        **last, reactions=reactions.get(last["id"], [])) if last["id"] is not None else None
     row["unread_count"] = row["unread_count"] or 0
     return ChatView.model_construct(**row)
 
@@ -53,7 +57,9 @@ async def list_chats(request: Request) -> Response:
             " WHERE m.user_id = %(viewer)s AND c.deleted_at IS NULL"
             " ORDER BY c.last_activity_at DESC, c.id DESC", {"viewer": claims.user_id})
         rows = await cur.fetchall()
-    return json_response([_chat_view(row, claims.user_id) for row in rows])
+        reactions = await reactions_of(conn, (row[f"{LAST}id"] for row in rows
+                                              if row[f"{LAST}id"] is not None))
+    return json_response([_chat_view(row, claims.user_id, reactions) for row in rows])
 
 
 async def get_chat(request: Request) -> Response:
@@ -65,8 +71,10 @@ async def get_chat(request: Request) -> Response:
         await cur.execute(f"SELECT {CHAT_COLUMNS} FROM chats c {CHAT_JOINS}"
                           " WHERE c.id = %(chat)s", {"viewer": claims.user_id, "chat": chat_id})
         row = await cur.fetchone()
-    assert row is not None  # a member's chat: check_member found it
-    return json_response(_chat_view(row, claims.user_id))
+        assert row is not None  # a member's chat: check_member found it
+        last = row[f"{LAST}id"]
+        reactions = await reactions_of(conn, [last] if last is not None else [])
+    return json_response(_chat_view(row, claims.user_id, reactions))
 
 
 async def list_members(request: Request) -> Response:

@@ -12,12 +12,15 @@ from starlette.responses import Response
 from query_api.access import check_member
 from query_api.context import reader
 from shared.openapi.types import MAX_ID
+from shared.postgres.reactions import with_reactions
 from shared.schemas import MessageOut
 from shared.web.endpoints import ApiError, int_param, json_response, rows_as
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
-# The read model names its columns after MessageOut's fields: a new field is a new column.
-COLUMNS = ", ".join(MessageOut.model_fields)
+# The read model names its columns after MessageOut's fields: a new field is a new column;
+# but `reactions`, rows of their own (`shared/postgres/reactions.py`, one query per page).
+STORED = tuple(name for name in MessageOut.model_fields if name != "reactions")
+COLUMNS = ", ".join(STORED)
 
 
 def _limit(raw: str | None) -> int:
@@ -51,6 +54,7 @@ async def list_messages(request: Request) -> Response:
             rows = await _around(cur, chat_id, at or 0, limit)
         else:
             rows = await _before(cur, chat_id, at or MAX_ID, limit)
+        await with_reactions(conn, rows)
     return json_response(rows_as(MessageOut, rows))
 
 
@@ -90,6 +94,7 @@ async def get_message(request: Request) -> Response:
             " FROM chat_members m WHERE m.chat_id = msg.chat_id AND m.user_id = %s)",
             (message_id, claims.user_id))
         row = await cur.fetchone()
-    if row is None:
-        raise ApiError(404, "Message not found")
+        if row is None:
+            raise ApiError(404, "Message not found")
+        await with_reactions(conn, [row])
     return json_response(MessageOut.model_validate(row))

@@ -242,8 +242,18 @@ class MessageEdit(Input):
         "content": "Updated message text", "payload": None}]})
 
 
+class ReactionCount(Output):
+    """One emoji on a message: how many reacted with it, and who (in the order they did)."""
+
+    emoji: str
+    count: int
+    user_ids: list[int]
+
+
 class MessageOut(Output):
-    """A message exactly as REST returns it and WebSocket frames carry it."""
+    """A message exactly as REST returns it and WebSocket frames carry it (`reactions`: ordered
+    by first use; always empty in `message.created`/`message.updated` frames, which are a
+    function of their event alone: reaction frames carry the changes)."""
 
     id: int
     chat_id: int
@@ -254,6 +264,7 @@ class MessageOut(Output):
     ts: Timestamp
     edited_at: Timestamp | None = None
     reply_to_id: int | None = None
+    reactions: list[ReactionCount] = Field(default_factory=list)
 
     @classmethod
     def of(cls, message: MessageFields, ts: datetime,
@@ -308,6 +319,35 @@ class ReadState(Output):
     chat_id: int
     last_read_message_id: int | None
     unread_count: int
+
+
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32), Printable]
+
+
+class ReactionAdd(Input):
+    """The rest of the rule (no spaces, one URL path segment) is the domain's: `check_emoji`."""
+
+    emoji: Emoji
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"emoji": "👍"}]})
+
+
+class ReactionOut(Output):
+    """One reaction added or removed: the answer to adding it, and the data of the
+    `message.reaction_added` / `message.reaction_removed` frames."""
+
+    message_id: int
+    chat_id: int
+    user_id: int
+    emoji: str
+
+
+class MessageVersion(Output):
+    """One version of a message: the post, or an edit."""
+
+    content: str | None
+    at: Timestamp
 
 
 # -- attachments ---------------------------------------------------------------------------

@@ -17,7 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    TranscodingNotRegisteredError,
+    UUIDAsHex,
+)
 
 
 class _Inexact(Exception):
@@ -84,3 +91,12 @@ class FastJSONTranscoder(JSONTranscoder):
                 f"Data serialized with name '{name}' is not deserializable. Please register"
                 " a custom transcoding for this type.") from exc
         return transcoding.decode(data)
+
+
+def event_mapper() -> Mapper[Any]:
+    """Stored events to domain events (upcast), as the application's own mapper reads them,
+    for a reader that needs a few events and not an application (`GET /messages/{id}/history`)."""
+    transcoder = FastJSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return Mapper(transcoder=transcoder)

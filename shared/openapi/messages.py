@@ -10,6 +10,9 @@ from shared.schemas import (
     MessageCreate,
     MessageEdit,
     MessageOut,
+    MessageVersion,
+    ReactionAdd,
+    ReactionOut,
 )
 
 # Mirrors the seed's examples (sections 4 and 5), with the fields Parley adds.
@@ -193,5 +196,56 @@ ATTACHMENTS: list[Operation] = [
                  "non-negative integer.",
             404: "No such attachment, or the caller neither uploaded it nor is a member of a "
                  "chat where it was posted.",
+        }),
+]
+
+REACTION_EXAMPLE = {"message_id": 3, "chat_id": 1, "user_id": 2, "emoji": "👍"}
+HISTORY_EXAMPLE = [{"content": "Hello everyone!", "at": "2024-03-26T12:05:00Z"},
+                   {"content": "Updated message text", "at": "2024-03-26T12:07:00Z"}]
+EMOJI_RULE = ("1 to 32 characters, no spaces, no control characters, no `/` and not `.` or "
+              "`..` (it must fit one URL path segment)")
+
+REACTIONS: list[Operation] = [
+    Operation(
+        "POST", f"{MESSAGE}/reactions", "React to a message", "messages", request=ReactionAdd,
+        description=f"Adds the caller's `emoji` ({EMOJI_RULE}) to a message of a chat they are "
+                    "a member of. Messages carry `reactions`: `[{\"emoji\", \"count\", "
+                    "\"user_ids\"}]`, emoji in the order of their first use, users in the order "
+                    "they reacted. Members receive a `message.reaction_added` WebSocket event "
+                    "with the body answered here.",
+        responses={
+            201: Response("The reaction, added.", ReactionOut, example=REACTION_EXAMPLE),
+            200: Response("The reaction was there already; nothing changed.", ReactionOut,
+                          example=REACTION_EXAMPLE),
+            400: "Validation error (the emoji), a `message_id` that is not a positive "
+                 "integer, or a bad `Idempotency-Key`.",
+            404: "No such message, it was deleted, or the caller is not a member of its chat.",
+        }),
+    Operation(
+        "DELETE", f"{MESSAGE}/reactions/{{emoji}}", "Take back a reaction", "messages",
+        query=[Param("emoji", "path", {"type": "string", "minLength": 1},
+                     required=True, description="The emoji, URL-encoded (`%F0%9F%91%8D`).")],
+        description="Removes the caller's own reaction with this emoji. Members receive a "
+                    "`message.reaction_removed` WebSocket event `{\"message_id\", \"chat_id\", "
+                    "\"user_id\", \"emoji\"}`.",
+        responses={
+            204: None,
+            400: "An emoji that could never be one, a `message_id` that is not a positive "
+                 "integer, or a bad `Idempotency-Key`.",
+            404: "The caller has no such reaction on it; no such message, it was deleted, or "
+                 "the caller is not a member of its chat.",
+        }),
+    Operation(
+        "GET", f"{MESSAGE}/history", "Every version of a message", "messages",
+        description="The post, then each edit, oldest first: `[{\"content\", \"at\"}]`. "
+                    "The versions are read from the event log, where every one is kept (the "
+                    "only read that is not served from the read models); who may see the "
+                    "message is checked on the read models, as for `GET /messages/{id}`.",
+        responses={
+            200: Response("Every version, oldest first.", list[MessageVersion],
+                          example=HISTORY_EXAMPLE),
+            400: "`message_id` is not a positive integer, or `X-Min-Position` is not a "
+                 "non-negative integer.",
+            404: "No such message, it was deleted, or the caller is not a member of its chat.",
         }),
 ]

@@ -7,7 +7,7 @@ The vocabulary is in `shared.openapi.types`; the chat, message and attachment op
 from __future__ import annotations
 
 from shared.openapi.chats import CHATS
-from shared.openapi.messages import ATTACHMENTS, MESSAGES
+from shared.openapi.messages import ATTACHMENTS, MESSAGES, REACTIONS
 from shared.openapi.types import API, Operation, Response
 from shared.schemas import (
     LoginRequest,
@@ -138,4 +138,5 @@ SERVICE: list[Operation] = [
                                  schema={"type": "string"}, media_type="text/plain")}),
 ]
 
-OPERATIONS: list[Operation] = [*AUTH, *USERS, *CHATS, *MESSAGES, *ATTACHMENTS, *SERVICE]
+OPERATIONS: list[Operation] = [*AUTH, *USERS, *CHATS, *MESSAGES, *ATTACHMENTS, *SERVICE,
+                               *REACTIONS]

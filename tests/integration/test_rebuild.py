@@ -81,6 +81,13 @@ def test_verify_after_a_randomized_workload_and_it_sees_a_tampered_row(
                                            " parley_events WHERE topic LIKE"
                                            " 'domain.read_marker:%%')")
     assert replies > 0 and markers > 0 and workload.deleted_messages > 0
+    # and reactions standing, taken back, and added again
+    [(standing, removed, again)] = query(settings, "SELECT (SELECT count(*) FROM reactions),"
+                                         " (SELECT count(*) FROM parley_events WHERE topic ="
+                                         " 'domain.reaction:Reaction.Removed'), (SELECT count(*)"
+                                         " FROM parley_events WHERE topic ="
+                                         " 'domain.reaction:Reaction.Readded')")
+    assert standing > 0 and removed > 0 and again > 0
     # every unread count kept set-wise equals a count over the messages themselves
     assert query(settings, """
         SELECT r.chat_id, r.user_id, n.countable - r.base, (SELECT count(*) FROM messages m

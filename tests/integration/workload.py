@@ -1,7 +1,8 @@
 """A randomized workload through the domain commands: every kind of event the read models keep.
 
 Users, group and direct chats, text and voice messages, replies, edits, deleted messages, read
-markers, renames, members added and removed, deleted chats, logins and logouts; each command
+markers, renames, members added and removed, deleted chats, logins and logouts, reactions
+added, removed and added again; each command
 with its own Idempotency-Key, as the API sends them.
 Refused commands (a removed member posting, editing in a deleted chat) are part of the game.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from domain.app import Claim, Parley
 from domain.errors import DomainError
 from domain.message import Message
+from domain.outcomes import Change
 
 MAX_REFUSED = 0.25  # the seeds in use see 4-14% refused (adding a member twice, a rename by
 # a non-creator, an edit in a deleted chat)
@@ -42,6 +44,7 @@ class Workload:
         self.deleted: set[int] = set()
         self.messages: dict[int, int] = {}  # message number -> chat number
         self.deleted_messages = 0
+        self.reacted: list[tuple[int, int, str]] = []  # (message, user, emoji) ever added
         self.last_position = 0
         self.accepted: Counter[str] = Counter()  # steps that took effect, by action
         self.refused: Counter[str] = Counter()  # steps the rules refused, by action
@@ -82,7 +85,7 @@ class Workload:
         action = self.rng.choices(
             [self.post, self.post_voice, self.reply, self.edit, self.delete_message,
              self.mark_read, self.add_member, self.remove_member, self.rename,
-             self.login_and_logout], [50, 5, 8, 12, 4, 10, 8, 7, 5, 3])[0]
+             self.login_and_logout, self.react], [50, 5, 8, 12, 4, 10, 8, 7, 5, 3, 20])[0]
         try:
             action()
         except DomainError:
@@ -128,6 +131,22 @@ class Workload:
         outcome = self.app.post_message(self.claim(author), author, chat, "text",
                                         f"re {self.rng.random():.6f}", None, reply_to=answered)
         self.messages[outcome.value.number] = chat
+        self._done(outcome.position)
+
+    def react(self) -> None:
+        """A member toggles an emoji on a message: added, removed, and maybe added again."""
+        if self.reacted and self.rng.random() < 0.5:  # toggle an earlier one: taken back, again
+            number, user, emoji = self.rng.choice(self.reacted)
+        elif self.messages:
+            number = self.rng.choice(list(self.messages))
+            user = self._member(self.messages[number])
+            emoji = self.rng.choice(["👍", "🎉", "❤️"])
+            self.reacted.append((number, user, emoji))
+        else:
+            return
+        outcome = self.app.add_reaction(self.claim(user), user, number, emoji)
+        if outcome.effect.change is Change.FOUND:
+            outcome = self.app.remove_reaction(self.claim(user), user, number, emoji)
         self._done(outcome.position)
 
     def delete_message(self) -> None:

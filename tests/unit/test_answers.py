@@ -25,6 +25,9 @@ CASES = [
     (Effect(Change.CREATED, Resource.SESSION, uuid.uuid4()), 200, None, False),
     (Effect(Change.CHANGED, Resource.SESSION, uuid.uuid4()), 200, None, False),
     (Effect(Change.CREATED, Resource.ATTACHMENT, uuid.uuid4()), 200, None, False),
+    (Effect(Change.CREATED, Resource.REACTION, 9), 201, None, False),
+    (Effect(Change.FOUND, Resource.REACTION, 9), 200, None, False),
+    (Effect(Change.REMOVED, Resource.REACTION, 9), 204, None, False),
 ]
 
 
