@@ -40,6 +40,7 @@ from projectors.messages import MessagesProjection
 from projectors.payloads import published_types
 from projectors.reads import ReadsProjection
 from projectors.replay import TopicFilter, wanted_types
+from projectors.search import SearchProjection
 from projectors.sessions import SessionsProjection
 from projectors.tracking import Positions, share_batch_lock
 from projectors.users import UsersProjection
@@ -61,7 +62,8 @@ def is_unavailable(exc: BaseException) -> bool:
 def live_projections() -> list[ReadModel]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
     return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
-            MembershipsProjection(), SessionsProjection(), ReadsProjection()]
+            MembershipsProjection(), SessionsProjection(), ReadsProjection(),
+            SearchProjection()]
 
 
 @dataclass(frozen=True)
