@@ -118,8 +118,17 @@ def test_paging_back_with_before_id_and_limit(api: Api) -> None:
     assert ids(ann, "mango", limit=2, before_id=newest[1]) == newest[2:4]
     assert ids(ann, "mango", limit=2, before_id=newest[3]) == newest[4:]
     assert ids(ann, "mango", limit=2, before_id=newest[4]) == []
-    assert ids(ann, "mango", limit=1000) == newest  # treated as 100
+    assert ids(ann, "mango", limit=1000) == newest
     assert ids(ann, "mango", before_id=2**63 - 1, chat_id=chat) == newest
+
+
+def test_a_page_holds_at_most_100(api: Api) -> None:
+    ann = User(api, "Ann")
+    chat = ann.group(User(api, "Bob"))["id"]
+    said = [ann.say(chat, f"durian {n}")["id"] for n in range(101)]
+    assert ids(ann, "durian") == said[:-51:-1]  # 50 by default
+    assert ids(ann, "durian", limit=1000) == said[:-101:-1]  # treated as 100
+    assert ids(ann, "durian", before_id=said[1]) == [said[0]]
 
 
 def test_voice_and_system_messages_are_not_searched(api: Api) -> None:
