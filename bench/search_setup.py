@@ -30,9 +30,10 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from setup import RESULTS, api, checked, register, write_headers
+
 from domain.app import Parley
 from domain.message import TEXT, Message
-from setup import RESULTS, api, checked, register, write_headers
 from shared.settings import Settings
 
 SAVE_BATCH = 1000
