@@ -41,6 +41,7 @@ from projectors.payloads import published_types
 from projectors.reactions import ReactionsProjection
 from projectors.reads import ReadsProjection
 from projectors.replay import TopicFilter, wanted_types
+from projectors.search import SearchProjection
 from projectors.sessions import SessionsProjection
 from projectors.tracking import Positions, share_batch_lock
 from projectors.users import UsersProjection
@@ -63,7 +64,7 @@ def live_projections() -> list[ReadModel]:
     """Every read model the query API serves; a new one here is backfilled from the log."""
     return [UsersProjection(), ChatsProjection(), MessagesProjection(), AttachmentsProjection(),
             MembershipsProjection(), SessionsProjection(), ReadsProjection(),
-            ReactionsProjection()]
+            ReactionsProjection(), SearchProjection()]
 
 
 @dataclass(frozen=True)

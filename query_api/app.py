@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
-from query_api import attachments, chats, docs, history, messages, users
+from query_api import attachments, chats, docs, history, messages, search, users
 from query_api.context import Context
 from shared.jwt.tokens import TokenService
 from shared.postgres.positions import PositionWaiter, log_head, projection_health
@@ -33,6 +33,7 @@ HANDLERS = {
     "get_messages_message_id": messages.get_message,
     "get_attachments_attachment_id": attachments.get_attachment,
     "get_messages_message_id_history": history.message_history,
+    "get_search_messages": search.search_messages,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.openapi.chats import CHATS
 from shared.openapi.messages import ATTACHMENTS, MESSAGES, REACTIONS
+from shared.openapi.search import SEARCH
 from shared.openapi.types import API, Operation, Response
 from shared.schemas import (
     LoginRequest,
@@ -35,6 +36,7 @@ TAGS: dict[str, str] = {
     "messages": "Text and voice messages of a chat, newest first.",
     "attachments": "Voice files: presigned uploads straight to object storage, and short-lived "
                    "download URLs.",
+    "search": "Finding messages of the caller's chats by the words they contain.",
     "service": "Health, readiness and metrics of each service; no authentication.",
 }
 
@@ -139,4 +141,4 @@ SERVICE: list[Operation] = [
 ]
 
 OPERATIONS: list[Operation] = [*AUTH, *USERS, *CHATS, *MESSAGES, *ATTACHMENTS, *SERVICE,
-                               *REACTIONS]
+                               *REACTIONS, *SEARCH]
