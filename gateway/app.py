@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nc = await connect_nats(settings)
         router = Router()
-        # Read-only: sessions read their memberships; the gateway never writes.
+        # Read-only: sessions read their memberships (presence writes have a pool of their own).
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
                                    kwargs={"options": "-c default_transaction_read_only=on",
                                            **AUTOCOMMIT})

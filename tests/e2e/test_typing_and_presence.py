@@ -187,7 +187,7 @@ def test_a_user_is_online_while_any_socket_is_open_on_any_process(
         assert offline["user_id"] == frank.id and offline["online"] is False
         assert offline["last_seen_at"] is not None
         assert seen_by_rest(eve, frank, chat) == (False, offline["last_seen_at"])
-        # Nobody is told about themselves: Grace's own socket got Frank's news only.
+        # Every process tells its sockets: Grace's, on the other one, hears it too.
         news = await next_event(grace_b, "presence")
         assert news["user_id"] == frank.id
         await eve_a.close()
