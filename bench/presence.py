@@ -6,7 +6,7 @@ Starts a system of its own (embedded servers, projector, one API worker, in a te
 directory) and two more gateway processes on it, A and B, as compose would run them.
 
 typing: Ann on A and Bob on B share `--chats` group chats; Ann sends a `typing` frame every
-`--every` seconds, rotating over the chats so the per-chat interval (2 s) never drops one. The
+`--every` seconds, rotating over the chats so the per-chat interval (1.8 s) never drops one. The
 latency is from just before the send to the frame on Bob's socket (one clock, this process).
 
 presence: a watcher on A shares one group chat with each block of 10 users; `--sockets` users

@@ -28,7 +28,7 @@ from tests.e2e.sockets import TIMEOUT, Socket, opened, run, synced
 from tests.ports import free_port
 
 TTL = "5"  # PRESENCE_TTL of the test's gateway processes: expiry is seen in seconds
-INTERVAL = 2.0  # the default TYPING_INTERVAL
+INTERVAL = 2.0  # TYPING_INTERVAL of the test's gateway processes
 DEADLINE = 60.0
 
 
@@ -42,8 +42,8 @@ def gateway(stack: Stack, name: str, **settings: str) -> tuple[Stack, subprocess
 @pytest.fixture(scope="module")
 def two(stack: Stack) -> Iterator[tuple[Stack, Stack]]:
     """Two gateway processes on the same NATS and PostgreSQL."""
-    a, proc_a = gateway(stack, "presence-a", PRESENCE_TTL=TTL)
-    b, proc_b = gateway(stack, "presence-b", PRESENCE_TTL=TTL)
+    a, proc_a = gateway(stack, "presence-a", PRESENCE_TTL=TTL, TYPING_INTERVAL=str(INTERVAL))
+    b, proc_b = gateway(stack, "presence-b", PRESENCE_TTL=TTL, TYPING_INTERVAL=str(INTERVAL))
     yield a, b
     for proc in (proc_a, proc_b):
         proc.kill()
