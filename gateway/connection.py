@@ -386,13 +386,12 @@ class Connection:
             await self._typing(frame.field("chat_id"))
 
     async def _typing(self, chat: object) -> None:
-        """Relay to the chat's other members, at most once per `typing_interval` per chat;
-        from a non-member, or too soon, it is dropped without a word (like an unknown type:
-        the answer must not tell a non-member anything about the chat)."""
-        if type(chat) is not int:
-            self._finish(CLOSE_MALFORMED, "malformed frame")
-            return
-        if self._loading is not None or not self.membership.is_member(chat):
+        """Relay to the chat's other members, at most once per `typing_interval` per chat.
+        Without an integer `chat_id`, from a non-member, or too soon, it is dropped without a
+        word, like an unknown type: the answer must not tell a non-member anything about the
+        chat, and a hint that may be lost anyway is not worth closing a socket over."""
+        if type(chat) is not int or self._loading is not None \
+                or not self.membership.is_member(chat):
             return
         now = time.monotonic()
         if now - self._typed.get(chat, -math.inf) < self.hub.typing_interval:

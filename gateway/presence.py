@@ -221,5 +221,8 @@ async def _seen(conn: AsyncConnection, user: int, at: datetime | None = None) ->
 
 
 async def _chats_of(conn: AsyncConnection, user: int) -> list[int]:
-    cur = await conn.execute("SELECT chat_id FROM chat_members WHERE user_id = %s", (user,))
+    try:
+        cur = await conn.execute("SELECT chat_id FROM chat_members WHERE user_id = %s", (user,))
+    except psycopg.errors.UndefinedTable:
+        return []  # no projector has run yet: nobody shares a chat
     return [row[0] for row in await cur.fetchall()]
