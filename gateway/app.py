@@ -23,6 +23,8 @@ from gateway.auth import admit, refuse
 from gateway.connection import Connection, Hub
 from gateway.feed import Feed
 from gateway.limits import Limits
+from gateway.live import LiveRelay
+from gateway.presence import Presence
 from gateway.protocol import CLOSE_MALFORMED, CLOSE_TOO_MANY, parse_cursor
 from gateway.router import Router
 from gateway.titles import DirectChatTitles
@@ -44,6 +46,7 @@ class Context:
 
     nc: NATS
     hub: Hub
+    presence: Presence
 
 
 async def connect_nats(settings: Settings) -> NATS:
@@ -76,28 +79,40 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nc = await connect_nats(settings)
         router = Router()
-        # Read-only: sessions read their memberships; the gateway never writes.
+        # Read-only: sessions read their memberships (presence writes have a pool of their own).
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
                                    kwargs={"options": "-c default_transaction_read_only=on",
                                            **AUTOCOMMIT})
+        # Presence is the one thing the gateway writes, to tables of its own (gateway/presence.py).
+        presence_pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=2,
+                                            open=False, kwargs=AUTOCOMMIT)
         titles = DirectChatTitles(pool)
         feed = Feed(nc, settings.nats_stream, router, titles)
+        relay = LiveRelay(nc, router)
+        presence = Presence(presence_pool, settings.presence_ttl, relay.presence)
         try:
             await pool.open(wait=True)
+            await presence_pool.open(wait=True)
+            await relay.start()
+            await presence.start()
             await feed.start(wait=STREAM_WAIT_SECONDS)
             hub = Hub(router=router, tokens=tokens, feed=feed, pool=pool, titles=titles,
                       js=nc.jetstream(), stream=settings.nats_stream,
                       sessions=EndedSessions(pool),
                       limits=Limits(settings.ws_max_sockets_per_user,
                                     settings.ws_max_concurrent_resumes,
-                                    settings.ws_resume_wait))
-            state["ctx"] = Context(nc=nc, hub=hub)
+                                    settings.ws_resume_wait),
+                      live=relay, typing_interval=settings.typing_interval)
+            state["ctx"] = Context(nc=nc, hub=hub, presence=presence)
             yield
         finally:
             state.pop("ctx", None)
+            await presence.stop()
+            await relay.stop()
             await feed.stop()
             await nc.close()
             await pool.close()
+            await presence_pool.close()
 
     async def ready() -> str | None:
         ctx = state.get("ctx")
@@ -125,9 +140,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await refuse(websocket, CLOSE_TOO_MANY, "too many connections: at most "
                              f"{limits.sockets_per_user} per user")
                 return
+            ctx.presence.opened(claims.user_id)
             try:
                 await Connection(websocket, claims, ctx.hub, cursor).serve()
             finally:
+                ctx.presence.closed(claims.user_id)
                 limits.close_socket(claims.user_id)
 
     return Starlette(routes=[WebSocketRoute("/ws", live), *service_routes(ready)],

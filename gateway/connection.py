@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.feed import DUPLICATES, Feed, key_at
 from gateway.limits import Limits, ResumesBusyError
+from gateway.live import LiveRelay
 from gateway.membership import Membership, chat_of, load_membership
 from gateway.protocol import (
     CLOSE_MALFORMED,
@@ -67,6 +69,7 @@ OUTBOX_FRAMES = 1000
 MAX_LOADING_FRAMES = 10_000  # live frames held while a resuming client replays
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
+MAX_TYPED_CHATS = 1000
 # A resuming client that takes no frame for this long while its outbox is full holds a resume
 # slot for nothing: it is closed as too slow, like a live client whose outbox overflows.
 REPLAY_STALL_SECONDS = 20.0
@@ -95,6 +98,8 @@ class Hub:
     stream: str
     sessions: EndedSessions
     limits: Limits
+    live: LiveRelay
+    typing_interval: float  # seconds between two typing frames relayed per socket and chat
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ class Connection:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_FRAMES)
         self._closed: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
         self._checks: set[asyncio.Task[None]] = set()  # session checks after re-auth
+        self._typed: dict[int, float] = {}  # chat -> when a typing frame was last relayed
 
     async def serve(self) -> None:
         """Subscribe, accept, run until something ends the session, then close with its code."""
@@ -169,6 +175,11 @@ class Connection:
                 self._loading.append(frame)
         elif self._fresh(frame) and self._wants(frame):
             self._send(frame.text_for(self.user_id))
+
+    def send_live(self, text: str) -> None:
+        """A typing or presence frame: sent once the session is live (no cursor, no replay)."""
+        if self._loading is None:
+            self._send(text)
 
     def membership_changed(self, frame: Frame) -> None:
         """Called by the router around a membership frame about this user (live only)."""
@@ -344,7 +355,7 @@ class Connection:
             if len(raw) > MAX_CLIENT_FRAME_BYTES:
                 self._finish(CLOSE_TOO_LARGE, "frame larger than 64 KiB")
                 return
-            self._handle(raw)
+            await self._handle(raw)
 
     async def _expire(self) -> None:
         # The leeway verify() grants: the socket lives exactly as long as its token would be
@@ -358,8 +369,8 @@ class Connection:
 
     # -- client frames -------------------------------------------------------------------
 
-    def _handle(self, raw: bytes) -> None:
-        """`ping` and `auth`; unknown types are ignored (a newer client against an older
+    async def _handle(self, raw: bytes) -> None:
+        """`ping`, `auth` and `typing`; unknown types are ignored (a newer client against an older
         gateway keeps working), but a frame that is not a JSON object with a string `type` is
         a broken client and gets 4400."""
         try:
@@ -371,6 +382,25 @@ class Connection:
             self._send(PONG)
         elif frame.type == "auth":
             self._reauthenticate(frame.field("token"))
+        elif frame.type == "typing":
+            await self._typing(frame.field("chat_id"))
+
+    async def _typing(self, chat: object) -> None:
+        """Relay to the chat's other members, at most once per `typing_interval` per chat.
+        Without an integer `chat_id`, from a non-member, or too soon, it is dropped without a
+        word, like an unknown type: the answer must not tell a non-member anything about the
+        chat, and a hint that may be lost anyway is not worth closing a socket over."""
+        if type(chat) is not int or self._loading is not None \
+                or not self.membership.is_member(chat):
+            return
+        now = time.monotonic()
+        if now - self._typed.get(chat, -math.inf) < self.hub.typing_interval:
+            return
+        if len(self._typed) >= MAX_TYPED_CHATS:  # keep only the entries that still matter
+            self._typed = {c: t for c, t in self._typed.items()
+                           if now - t < self.hub.typing_interval}
+        self._typed[chat] = now
+        await self.hub.live.typing(chat, self.user_id)
 
     def _reauthenticate(self, token: object) -> None:
         if not isinstance(token, str):

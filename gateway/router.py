@@ -9,11 +9,16 @@ from gateway.protocol import Frame
 
 
 class Listener(Protocol):
+    user_id: int
+
     def deliver(self, frame: Frame) -> None:
         """Take the frame without waiting (enqueue it, or give up on the client)."""
 
     def membership_changed(self, frame: Frame) -> None:
         """A membership frame about this listener's user: join or leave the chat's subject."""
+
+    def send_live(self, text: str) -> None:
+        """Take a live-only frame (typing, presence) without waiting, if it is live itself."""
 
 
 class Router:
@@ -51,6 +56,10 @@ class Router:
             listeners.discard(listener)
             if not listeners:
                 del self._users[user_id]
+
+    def listeners(self, subject: str) -> tuple[Listener, ...]:
+        """The live sessions on `subject` now (for a chat: its members' sockets here)."""
+        return tuple(self._listeners.get(subject, ()))
 
     def tap(self, listener: Listener) -> None:
         self._taps.add(listener)

@@ -1,8 +1,9 @@
 """`GET /chats`, `GET /chats/{id}`, `GET /chats/{id}/members` from the chat read models,
-with the viewer's read state and each chat's newest message."""
+with the viewer's read state and each chat's newest message (and each member's presence)."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -13,6 +14,7 @@ from domain.chat import title_seen_by
 from query_api.access import check_member
 from query_api.context import reader
 from query_api.messages import STORED
+from shared.postgres.presence import OFFLINE, presence_of
 from shared.postgres.reactions import reactions_of
 from shared.schemas import ChatView, MemberOut, MessageOut, ReactionCount
 from shared.web.endpoints import int_param, json_response, rows_as
@@ -90,4 +92,7 @@ async def list_members(request: Request) -> Response:
             " ORDER BY m.joined_at, u.id",
             (chat_id,))
         rows = await cur.fetchall()
+        seen = await presence_of(conn, [row["id"] for row in rows])
+    for row in rows:
+        row["online"], row["last_seen_at"] = astuple(seen.get(row["id"], OFFLINE))
     return json_response(rows_as(MemberOut, rows))

@@ -1,4 +1,4 @@
-"""`GET /users/me` and `GET /users/{id}` from the `users` read model."""
+"""`GET /users/me` and `GET /users/{id}` from the `users` read model (and presence)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from query_api.context import reader
-from shared.schemas import PublicUser, UserOut
+from shared.postgres.presence import OFFLINE, presence_of
+from shared.schemas import ProfileOut, UserOut
 from shared.web.endpoints import ApiError, int_param, json_response
 
 
@@ -31,6 +32,7 @@ async def profile(request: Request) -> Response:
         await cur.execute("SELECT id, display_name, avatar_url FROM users WHERE id = %s",
                           (user_id,))
         row = await cur.fetchone()
-    if row is None:
-        raise ApiError(404, "User not found")
-    return json_response(PublicUser.model_validate(row))
+        if row is None:
+            raise ApiError(404, "User not found")
+        seen = (await presence_of(conn, [user_id])).get(user_id, OFFLINE)
+    return json_response(ProfileOut(**row, online=seen.online, last_seen_at=seen.last_seen_at))

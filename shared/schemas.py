@@ -207,6 +207,8 @@ class MemberOut(Output):
     avatar_url: str | None
     joined_at: Timestamp
     last_read_message_id: int | None = None
+    online: bool = False
+    last_seen_at: Timestamp | None = None
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -392,3 +394,27 @@ class ErrorOut(Output):
 def dump(model: BaseModel) -> dict[str, Any]:
     """JSON-ready dict of a payload (timestamps as strings)."""
     return model.model_dump(mode="json", exclude_none=False)
+
+
+# -- typing and presence (live only: never in the event log) ------------------------------
+
+class ProfileOut(PublicUser):
+    """`GET /users/{id}`: the public profile, and whether the user is online right now."""
+
+    online: bool = False
+    last_seen_at: Timestamp | None = None  # null while online, and for one never seen
+
+
+class TypingOut(Output):
+    """The `typing` frame's data: `user_id` is typing in `chat_id`."""
+
+    chat_id: int
+    user_id: int
+
+
+class PresenceOut(Output):
+    """The `presence` frame's data; `last_seen_at` is null while online."""
+
+    user_id: int
+    online: bool
+    last_seen_at: Timestamp | None = None

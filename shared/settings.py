@@ -118,6 +118,8 @@ class Settings:
     ws_max_sockets_per_user: int = 20
     ws_max_concurrent_resumes: int = 4
     ws_resume_wait: float = 10.0
+    typing_interval: float = 1.8
+    presence_ttl: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +165,8 @@ class Settings:
             ws_max_concurrent_resumes=_positive(_int(env, "WS_MAX_CONCURRENT_RESUMES", 4),
                                                 "WS_MAX_CONCURRENT_RESUMES"),
             ws_resume_wait=_float(env, "WS_RESUME_WAIT", 10.0),
+            typing_interval=_float(env, "TYPING_INTERVAL", 1.8),
+            presence_ttl=_float(env, "PRESENCE_TTL", 30.0),
         )
 
     def require(self, *names: str) -> None:

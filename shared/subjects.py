@@ -18,3 +18,16 @@ def user(user_id: int) -> str:
 
 def chat(chat_id: int) -> str:
     return f"{PREFIX}.chat.{chat_id}"
+
+
+# Typing and presence are live-only (never logged, never replayed): NATS core subjects outside
+# `parley.>`, so the stream never stores them. Every gateway process subscribes to both.
+LIVE_PREFIX = "parley-live"
+
+
+def typing(chat_id: int | str) -> str:  # "*": every chat
+    return f"{LIVE_PREFIX}.typing.{chat_id}"
+
+
+def presence(user_id: int | str) -> str:  # "*": every user
+    return f"{LIVE_PREFIX}.presence.{user_id}"

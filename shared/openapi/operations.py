@@ -12,7 +12,7 @@ from shared.openapi.search import SEARCH
 from shared.openapi.types import API, Operation, Response
 from shared.schemas import (
     LoginRequest,
-    PublicUser,
+    ProfileOut,
     RefreshRequest,
     RegisterRequest,
     RegisterResponse,
@@ -114,7 +114,10 @@ USERS: list[Operation] = [
         "GET", f"{API}/users/{{user_id}}", "Another user's public profile", "users",
         description="Any authenticated user may read it; it never includes the email.",
         responses={
-            200: Response("The public profile.", PublicUser, example=PUBLIC_USER_EXAMPLE),
+            200: Response("The public profile, with `online` and `last_seen_at` (null while"
+                          " online or never seen).", ProfileOut,
+                          example={**PUBLIC_USER_EXAMPLE, "online": False,
+                                   "last_seen_at": "2024-03-26T10:00:00Z"}),
             400: "`user_id` is not a positive integer.",
             401: "Missing, invalid or expired access token, or one whose login was logged out.",
             404: "No such user.",

@@ -23,7 +23,8 @@ def test_public_profile_has_no_email(api: Api) -> None:
     profile = api.get(f"/users/{alice['user']['id']}", token=bob["tokens"]["access_token"])
     assert profile.status_code == 200
     assert profile.json() == {"id": alice["user"]["id"], "display_name": "Alice",
-                              "avatar_url": "https://example.com/a.png"}
+                              "avatar_url": "https://example.com/a.png",
+                              "online": False, "last_seen_at": None}  # never connected
 
 
 @pytest.mark.parametrize("user_id,status", [("999999999", 404), ("abc", 400), ("0", 400),

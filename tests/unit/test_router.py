@@ -10,11 +10,15 @@ from shared import subjects
 class Session:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
+        self.user_id = 0
 
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)
 
     def membership_changed(self, frame: Frame) -> None:
+        """Not needed here."""
+
+    def send_live(self, text: str) -> None:
         """Not needed here."""
 
 
