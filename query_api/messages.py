@@ -12,15 +12,15 @@ from starlette.responses import Response
 from query_api.access import check_member
 from query_api.context import reader
 from shared.openapi.types import MAX_ID
-from shared.postgres.reactions import with_reactions
+from shared.postgres.reactions import REACTIONS_COLUMN, revive
 from shared.schemas import MessageOut
 from shared.web.endpoints import ApiError, int_param, json_response, rows_as
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
 # The read model names its columns after MessageOut's fields: a new field is a new column;
-# but `reactions`, rows of their own (`shared/postgres/reactions.py`, one query per page).
+# but `reactions`, rows of their own (`shared/postgres/reactions.py`), a subquery per row.
 STORED = tuple(name for name in MessageOut.model_fields if name != "reactions")
-COLUMNS = ", ".join(STORED)
+COLUMNS = ", ".join([*(f"msg.{name}" for name in STORED), REACTIONS_COLUMN])
 
 
 def _limit(raw: str | None) -> int:
@@ -54,23 +54,22 @@ async def list_messages(request: Request) -> Response:
             rows = await _around(cur, chat_id, at or 0, limit)
         else:
             rows = await _before(cur, chat_id, at or MAX_ID, limit)
-        await with_reactions(conn, rows)
     return json_response(rows_as(MessageOut, rows))
 
 
 # Each is one range scan of messages_by_chat (chat_id, id DESC), however long the chat.
 async def _before(cur: Any, chat_id: int, before: int, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` messages with ids below `before`, newest first."""
-    await cur.execute(f"SELECT {COLUMNS} FROM messages WHERE chat_id = %s AND id < %s"
+    await cur.execute(f"SELECT {COLUMNS} FROM messages msg WHERE chat_id = %s AND id < %s"
                       " ORDER BY id DESC LIMIT %s", (chat_id, before, limit))
-    return list(await cur.fetchall())
+    return revive(await cur.fetchall())
 
 
 async def _after(cur: Any, chat_id: int, after: int, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` messages with ids above `after`, *oldest* first."""
-    await cur.execute(f"SELECT {COLUMNS} FROM messages WHERE chat_id = %s AND id > %s"
+    await cur.execute(f"SELECT {COLUMNS} FROM messages msg WHERE chat_id = %s AND id > %s"
                       " ORDER BY id LIMIT %s", (chat_id, after, limit))
-    return list(await cur.fetchall())
+    return revive(await cur.fetchall())
 
 
 async def _around(cur: Any, chat_id: int, at: int, limit: int) -> list[dict[str, Any]]:
@@ -94,7 +93,7 @@ async def get_message(request: Request) -> Response:
             " FROM chat_members m WHERE m.chat_id = msg.chat_id AND m.user_id = %s)",
             (message_id, claims.user_id))
         row = await cur.fetchone()
-        if row is None:
-            raise ApiError(404, "Message not found")
-        await with_reactions(conn, [row])
+    if row is None:
+        raise ApiError(404, "Message not found")
+    revive([row])
     return json_response(MessageOut.model_validate(row))
