@@ -36,7 +36,7 @@ from domain.app import Parley
 from domain.message import TEXT, Message
 from shared.settings import Settings
 
-SAVE_BATCH = 1000
+SAVE_BATCH = 250
 LATIN = ("hello world team meeting release deploy server client bug fix review merge branch "
          "design search index query database cache queue event stream socket token login "
          "coffee lunch weekend holiday travel ticket budget report invoice customer partner "
@@ -88,6 +88,8 @@ def write_messages(settings: Settings, chats: dict[int, list[int]], count: int,
             if len(pending) == SAVE_BATCH:
                 app.save(*pending)
                 pending.clear()
+                if number % 20_000 < SAVE_BATCH:
+                    print(f"  ... message {number}", file=sys.stderr, flush=True)
         if pending:
             app.save(*pending)
         return int(app.recorder.max_notification_id() or 0)
@@ -119,8 +121,8 @@ def prepare(base_url: str, data_dir: Path, messages: int, users: int, chats: int
                                                       "X-Min-Position": str(last)},
                                   timeout=httpx.Timeout(60))
             with psycopg.connect(settings.database_url) as conn:
-                row = conn.execute("SELECT min(notification_id) FROM projection_tracking"
-                                   ).fetchone()
+                row = conn.execute("SELECT notification_id FROM projection_tracking"
+                                   " WHERE application_name = 'search'").fetchone()
             if response.status_code == 200 and row and row[0] is not None and row[0] >= last:
                 break
             time.sleep(1)
