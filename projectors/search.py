@@ -69,11 +69,12 @@ class SearchProjection:
                     rows[event.number] = SearchRow(event.number, event.chat,
                                                    document(event.content), position)
             elif isinstance(event, Message.Edited):
+                text = document(event.content or "")  # None: erased (`parley erase-message`)
                 row = rows.get(event.number)
                 if row is None:
-                    edits[event.number] = (document(event.content), position)
+                    edits[event.number] = (text, position)
                 else:
-                    row.document, row.position = document(event.content), position
+                    row.document, row.position = text, position
             elif isinstance(event, Message.Deleted):
                 if rows.pop(event.number, None) is None:
                     gone.append(event.number)

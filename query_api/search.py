@@ -11,6 +11,7 @@ from query_api.access import check_member
 from query_api.context import reader
 from query_api.messages import COLUMNS, DEFAULT_PAGE, MAX_PAGE
 from shared.openapi.types import MAX_ID
+from shared.postgres.reactions import revive
 from shared.schemas import MessageOut
 from shared.web.endpoints import ApiError, int_param, json_response, rows_as
 
@@ -31,10 +32,10 @@ IN_CHAT = " AND m.chat_id = %(chat)s"
 # The id WINDOW rows back from `before` (NULL: fewer rows than that, the walk covers all).
 FLOOR = ("SELECT s.id FROM message_search s WHERE s.id < %(before)s{chat}"
          " ORDER BY s.id DESC OFFSET %(window)s LIMIT 1")
-WALK = (f"SELECT {COLUMNS} FROM messages WHERE id IN (SELECT s.id FROM message_search s"
+WALK = (f"SELECT {COLUMNS} FROM messages msg WHERE id IN (SELECT s.id FROM message_search s"
         " WHERE s.document @@ %(query)s::tsquery AND s.id < %(before)s AND s.id > %(floor)s"
         " AND s.chat_id IN ({member}) ORDER BY s.id DESC LIMIT %(limit)s) ORDER BY id DESC")
-INDEXED = (f"SELECT {COLUMNS} FROM messages WHERE id IN (WITH hits AS MATERIALIZED"
+INDEXED = (f"SELECT {COLUMNS} FROM messages msg WHERE id IN (WITH hits AS MATERIALIZED"
            " (SELECT s.id, s.chat_id FROM message_search s WHERE s.document @@ %(query)s::tsquery"
            " AND s.id <= %(floor)s{chat}) SELECT h.id FROM hits h WHERE h.chat_id IN ({member})"
            " ORDER BY h.id DESC LIMIT %(limit)s) ORDER BY id DESC")
@@ -85,4 +86,4 @@ async def search_messages(request: Request) -> Response:
             args["limit"] = limit - len(rows)
             await cur.execute(indexed, args)
             rows += await cur.fetchall()
-    return json_response(rows_as(MessageOut, rows))
+    return json_response(rows_as(MessageOut, revive(rows)))

@@ -178,11 +178,19 @@ class Workload:
                 for member in self.app._chat(chat).members:
                     self._done(self.app.mark_read(member, chat, newest).position)
         candidates = [n for n, c in self.messages.items() if c in live]
-        for number in self.rng.sample(candidates, deletions):
+        self.rng.shuffle(candidates)
+        done = 0
+        for number in candidates:  # by their authors, those still members
+            if done == deletions:
+                break
             author = self.app._load(Message.create_id(number), Message, "").author
+            if author not in self.app._chat(self.messages[number]).members:
+                continue
             self._done(self.app.delete_message(self.claim(author), author, number).position)
             del self.messages[number]
             self.deleted_messages += 1
+            done += 1
+        assert done == deletions, f"only {done} messages could be deleted"
 
     def edit(self) -> None:
         if not self.messages:
