@@ -69,12 +69,14 @@ class SearchProjection:
                     rows[event.number] = SearchRow(event.number, event.chat,
                                                    document(event.content), position)
             elif isinstance(event, Message.Edited):
-                text = document(event.content or "")  # None: erased (`parley erase-message`)
+                # An erased edit (`parley erase-message`) has no content: its message is
+                # deleted, so the row goes anyway; until then it has no words.
+                words = document(event.content or "")
                 row = rows.get(event.number)
                 if row is None:
-                    edits[event.number] = (text, position)
+                    edits[event.number] = (words, position)
                 else:
-                    row.document, row.position = text, position
+                    row.document, row.position = words, position
             elif isinstance(event, Message.Deleted):
                 if rows.pop(event.number, None) is None:
                     gone.append(event.number)
