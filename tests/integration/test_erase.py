@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import psycopg
 import pytest
-from nats.js.errors import NotFoundError
 
 from domain.app import Claim, Parley
 from domain.message import Message
@@ -21,7 +19,7 @@ from parley.erase import NotDeletedError, erase_message
 from projectors.runner import LiveProjector, live_projections
 from projectors.verify import verify
 from shared.settings import Settings
-from tests.integration.test_publisher import publish_all
+from tests.integration.test_publisher import publish_all, stream_messages
 from tests.integration.workload import Uploaded
 
 SECRET, EDITED = "my secret address", "my secret phone"
@@ -35,25 +33,6 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 def claim(user: int, n: int) -> Claim:
     return Claim(f"user:{user}", f"erase-{n}", "fp")
-
-
-def stream_messages(url: str, stream: str) -> list[dict[str, Any]]:
-    """Every message the stream still holds (erased ones are gaps in the sequence)."""
-    async def read() -> list[dict[str, Any]]:
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        info = await js.stream_info(stream)
-        out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            out.append(json.loads(msg.data or b"{}"))
-        await nc.close()
-        return out
-
-    return asyncio.run(read())
 
 
 def stored_text(settings: Settings) -> bytes:
@@ -89,14 +68,14 @@ def test_erasing_a_deleted_message(settings: Settings, nats_url: str) -> None:
         pass
     asyncio.run(publish_all(settings, LiveProjector(settings, app=app)))
     assert SECRET.encode() in stored_text(settings)
-    assert any(SECRET in json.dumps(body) for body in stream_messages(nats_url, "PARLEY"))
+    assert any(SECRET in json.dumps(body) for _, body in stream_messages(nats_url, "PARLEY"))
 
     erased = erase_message(settings, secret)
     assert erased.events == 2  # the post and the edit
     assert len(erased.stream_messages) == 2  # message.created and message.updated
     text = stored_text(settings)
     assert SECRET.encode() not in text and EDITED.encode() not in text
-    published = stream_messages(nats_url, "PARLEY")
+    published = [body for _, body in stream_messages(nats_url, "PARLEY")]
     assert not any(SECRET in json.dumps(body) or EDITED in json.dumps(body)
                    for body in published)
     assert any(body["data"].get("content") == "kept" for body in published)
