@@ -15,7 +15,9 @@ fanout: N users (the owner included) in one group chat, one socket per member op
 the last of the N sockets has it, and p50/p99 over the sockets. Repeated K times. The client's
 own CPU per round is reported: one Python process parsing N frames may itself be the limit.
 
-Both: `--json FILE` writes the results; `--server-match TEXT` also reports the CPU seconds of
+Both: `--ws-base-url URL` (repeatable) opens the sockets there instead, round-robin: the
+gateways of `parley up --cluster` addressed one by one, to compare one gateway with two.
+`--json FILE` writes the results; `--server-match TEXT` also reports the CPU seconds of
 the server's processes (every process whose command line, or an ancestor's, contains TEXT,
 e.g. the `--data-dir` of `parley up`), by role. Setup (registering users: argon2, ~50 ms CPU
 each) is timed and reported separately; it is never part of a measurement.
@@ -173,8 +175,10 @@ class BenchUser:
 class Api:
     """Async calls to `/api/v1`; every write gets a fresh Idempotency-Key."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, ws_base_urls: list[str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # where sockets connect, round-robin: gateways addressed directly (cluster shape)
+        self.ws_base_urls = [u.rstrip("/") for u in ws_base_urls or [self.base_url]]
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.http = httpx.AsyncClient(base_url=f"{self.base_url}/api/v1", timeout=TIMEOUT,
                                       limits=limits)
@@ -225,8 +229,9 @@ class Api:
         return await self.post("/messages", {"chat_id": chat_id, "type": "text",
                                              "content": content}, author.token)
 
-    def ws_url(self, user: BenchUser) -> str:
-        return f"ws{self.base_url.removeprefix('http')}/ws?token={user.token}"
+    def ws_url(self, user: BenchUser, slot: int = 0) -> str:
+        base = self.ws_base_urls[slot % len(self.ws_base_urls)]
+        return f"ws{base.removeprefix('http')}/ws?token={user.token}"
 
 
 # -- sockets ---------------------------------------------------------------------------------
@@ -274,9 +279,11 @@ class Listener:
             await asyncio.wait_for(self.task, 5)
 
 
-async def open_socket(api: Api, user: BenchUser, compression: str | None) -> ClientConnection:
-    """Connect and wait for the pong to a ping: the session is live when it returns."""
-    ws = await connect(api.ws_url(user), compression=compression, open_timeout=TIMEOUT,
+async def open_socket(api: Api, user: BenchUser, compression: str | None,
+                      slot: int = 0) -> ClientConnection:
+    """Connect (to gateway `slot` of `--ws-base-url`, round-robin) and wait for the pong to a
+    ping: the session is live when it returns."""
+    ws = await connect(api.ws_url(user, slot), compression=compression, open_timeout=TIMEOUT,
                        ping_interval=None, max_size=2**20)
     await ws.send(json.dumps({"type": "ping"}))
     async with asyncio.timeout(TIMEOUT):
@@ -361,7 +368,7 @@ class LatencyResult:
 
 
 async def latency(args: argparse.Namespace) -> LatencyResult:
-    api = Api(args.base_url)
+    api = Api(args.base_url, args.ws_base_url)
     compression = None if args.compression == "none" else args.compression
     listeners: list[Listener] = []
     try:
@@ -399,7 +406,7 @@ async def latency(args: argparse.Namespace) -> LatencyResult:
             return handle
 
         for slot, user in enumerate(recipients):
-            ws = await open_socket(api, user, compression)
+            ws = await open_socket(api, user, compression, slot=slot)
             listeners.append(Listener(ws, f"recipient-{slot + 1}", on_message(slot)))
         await synced(api, sender, chat, waiters, len(listeners))
         result = LatencyResult(args.base_url, args.rate, args.duration, args.warmup,
@@ -522,7 +529,7 @@ class FanoutResult:
 
 async def fanout(args: argparse.Namespace) -> FanoutResult:
     fd_limit = raise_fd_limit(args.members * 2 + 256)
-    api = Api(args.base_url)
+    api = Api(args.base_url, args.ws_base_url)
     compression = None if args.compression == "none" else args.compression
     listeners: list[Listener] = []
     try:
@@ -549,7 +556,7 @@ async def fanout(args: argparse.Namespace) -> FanoutResult:
         async def open_one(n: int, user: BenchUser) -> Listener:
             async with gate:
                 t = time.perf_counter()
-                ws = await open_socket(api, user, compression)
+                ws = await open_socket(api, user, compression, slot=n)
                 connect_times.append(time.perf_counter() - t)
                 return Listener(ws, f"member-{n}", on_message(f"member-{n}"))
 
@@ -644,6 +651,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", default="http://127.0.0.1:8000")
+    common.add_argument("--ws-base-url", action="append", metavar="URL",
+                        help="open sockets here instead (repeat: spread round-robin over "
+                             "several gateways)")
     common.add_argument("--json", type=Path, help="write the results here")
     common.add_argument("--compression", choices=("deflate", "none"), default="deflate",
                         help="permessage-deflate offered by the client (browsers do)")
