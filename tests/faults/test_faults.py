@@ -1,11 +1,8 @@
 """The fault suite: while posts keep coming and a WebSocket reader follows them, one process
 or server is killed (or frozen); afterwards every acknowledged post is stored exactly once,
-was delivered exactly once and in order, no answer was a 500, and the system recovered.
-
-Clients behave as the contract asks: a post is retried with its own Idempotency-Key until it
-gets 201 or 409 (whatever else came back: 503, 429, a dropped connection); the reader
-reconnects with its last cursor whenever its socket closes. Each fault's recovery times are
-printed (`-s` shows them) and recorded in the README.
+was delivered exactly once and in order, no answer was a 500, and the system recovered
+(the clients and the checks: tests/faults/load.py). Each fault's recovery times are printed
+(`-s` shows them) and recorded in the README.
 """
 
 from __future__ import annotations
@@ -17,19 +14,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
-import psutil
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed
 
 from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded.processes import spawn_child
@@ -37,118 +30,14 @@ from parley.stack import Stack
 from shared.settings import parse_database_url
 from tests.databases import database_url_for
 from tests.e2e.client import Api, User
-
-T = TypeVar("T")
-POST_PAUSE = 0.05  # between a writer's posts: ~15-20 posts/s on this machine
-BEFORE, AFTER = 2.0, 4.0  # seconds of load before the fault, and after writes work again
-RECOVERY_DEADLINE = 90.0  # a loaded CI machine; the README gives the measured figures
-DELIVERY_DEADLINE = 60.0
-
-
-@dataclass
-class Run:
-    """What the clients saw."""
-
-    acked: dict[str, int] = field(default_factory=dict)  # text -> message id
-    statuses: Counter[int | str] = field(default_factory=Counter)
-    delivered: list[int] = field(default_factory=list)
-    closes: Counter[int | str] = field(default_factory=Counter)
-    sockets: list[str] = field(default_factory=list)  # each socket: its cursor, what it got
-    first_201_after: dict[str, float] = field(default_factory=dict)
-
-
-class Load:
-    """One writer posting into a chat, one reader following it over /ws."""
-
-    def __init__(self, stack: Stack, writer: User, reader: User, chat: int) -> None:
-        self.stack, self.writer, self.reader, self.chat = stack, writer, reader, chat
-        self.run = Run()
-        self.stop_writing = asyncio.Event()
-        self.stop_reading = asyncio.Event()
-        self.markers: set[str] = set()  # markers seen: the reader holds a cursor
-        self.fault_at: float | None = None
-
-    async def write(self) -> None:
-        base = f"{self.stack.base_url}/api/v1"
-        headers = {"Authorization": f"Bearer {self.writer.token}"}
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            n = 0
-            while not self.stop_writing.is_set():
-                text, key = f"post {n} {uuid.uuid4().hex[:6]}", str(uuid.uuid4())
-                while True:
-                    try:
-                        response = await client.post(
-                            "/messages", json={"chat_id": self.chat, "type": "text",
-                                               "content": text},
-                            headers={**headers, "Idempotency-Key": key})
-                    except httpx.HTTPError as exc:
-                        self.run.statuses[type(exc).__name__] += 1
-                        await asyncio.sleep(0.2)
-                        continue
-                    self.run.statuses[response.status_code] += 1
-                    if response.status_code == 201:
-                        self.run.acked[text] = response.json()["id"]
-                        if self.fault_at and "write" not in self.run.first_201_after:
-                            self.run.first_201_after["write"] = time.monotonic() - self.fault_at
-                        break
-                    if response.status_code == 409:  # the first try did it; its answer was lost
-                        location = response.headers["Location"]
-                        self.run.acked[text] = int(location.rsplit("/", 1)[1])
-                        break
-                    await asyncio.sleep(0.2)  # 503 + Retry-After (or 429): the same key again
-                n += 1
-                await asyncio.sleep(POST_PAUSE)
-
-    async def read(self) -> None:
-        ws_base = f"ws{self.stack.base_url.removeprefix('http')}/ws?token={self.reader.token}"
-        cursor: str | None = None
-        while not self.stop_reading.is_set():
-            url = ws_base + (f"&cursor={cursor}" if cursor else "")
-            self.run.sockets.append(f"cursor={cursor} from={len(self.run.delivered)}")
-            try:
-                async with connect(url, open_timeout=10) as ws:
-                    while not self.stop_reading.is_set():
-                        try:
-                            text = await asyncio.wait_for(ws.recv(), 0.5)
-                        except TimeoutError:
-                            continue
-                        frame = json.loads(text)
-                        cursor = frame.get("cursor") or cursor
-                        data = frame.get("data") or {}
-                        if frame["event"] == "message.created" and data.get("type") == "text":
-                            if data["content"].startswith("marker"):
-                                self.markers.add(data["content"])
-                            else:
-                                self.run.delivered.append(data["id"])
-            except (WebSocketException, OSError, TimeoutError) as exc:
-                code = getattr(getattr(exc, "rcvd", None), "code", None)
-                self.run.closes[code or type(exc).__name__] += 1
-                await asyncio.sleep(0.2)
-
-    async def holds_a_cursor(self) -> None:
-        """As a client must before it relies on resuming: a socket that closes before its
-        first frame leaves nothing to resume from. Markers until one arrives."""
-        deadline = time.monotonic() + RECOVERY_DEADLINE
-        while not self.markers:
-            assert time.monotonic() < deadline, "the reader never received a frame"
-            marker = f"marker {uuid.uuid4().hex[:6]}"
-            await asyncio.to_thread(patiently, self.writer.say, self.chat, marker)
-            for _ in range(25):
-                if self.markers:
-                    return
-                await asyncio.sleep(0.2)
-
-    async def delivered_all(self) -> None:
-        deadline = time.monotonic() + DELIVERY_DEADLINE
-        while not set(self.run.acked.values()) <= set(self.run.delivered):
-            if time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0.2)
-
-
-def process(stack: Stack, name: str) -> psutil.Process:
-    """A supervised child of the stack (`postgres`, `nats`, `s3`, `projector`, `api`)."""
-    return psutil.Process(stack.processes[name].pid)
+from tests.faults.load import (
+    RECOVERY_DEADLINE,
+    all_messages,
+    patiently,
+    process,
+    survive,
+    wait_ready,
+)
 
 
 def kill_a_postgres_backend(stack: Stack) -> None:
@@ -195,94 +84,6 @@ FAULTS: dict[str, Callable[[Stack], None]] = {
     "kill -9 the NATS server": kill_nats,
     "SIGSTOP NATS for 30 s": freeze_nats_for_30s,
 }
-
-
-def ready(stack: Stack) -> bool:
-    try:
-        return httpx.get(f"{stack.base_url}/readyz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_ready(stack: Stack, since: float) -> float:
-    while not ready(stack):
-        assert time.monotonic() - since < RECOVERY_DEADLINE, "the system did not recover"
-        time.sleep(0.2)
-    return time.monotonic() - since
-
-
-def patiently(make: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Set-up as a client does it: a 503 (a pooled connection a previous fault left dead) is
-    tried again. The set-up makes fresh users, so a retry cannot duplicate anything."""
-    deadline = time.monotonic() + RECOVERY_DEADLINE
-    while True:
-        try:
-            return make(*args, **kwargs)
-        except AssertionError as exc:
-            if "unavailable" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def all_messages(api: Api, user: User, chat: int) -> list[dict[str, Any]]:
-    """Every message of the chat, paging back from the newest."""
-    messages: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"chat_id": chat, "limit": 100}
-    while True:
-        response = api.get("/messages", token=user.token, params=params)
-        if response.status_code == 503:  # a pooled connection a fault left dead
-            time.sleep(0.2)
-            continue
-        assert response.status_code == 200, response.text
-        if not (page := response.json()):
-            return messages
-        messages += page
-        params["before_id"] = page[-1]["id"]
-
-
-def survive(stack: Stack, name: str, inject: Callable[[Stack], None]) -> Run:
-    wait_ready(stack, time.monotonic())
-    api = Api(stack.base_url)
-    writer, reader = patiently(User, api, "Writer"), patiently(User, api, "Reader")
-    chat = patiently(writer.group, reader, title=name)["id"]
-    load = Load(stack, writer, reader, chat)
-
-    async def scenario() -> float:
-        reader_task = asyncio.create_task(load.read())
-        await load.holds_a_cursor()
-        tasks = [reader_task, asyncio.create_task(load.write())]
-        await asyncio.sleep(BEFORE)
-        load.fault_at = time.monotonic()
-        await asyncio.to_thread(inject, stack)
-        since = time.monotonic()  # a freeze ends when it is lifted
-        recovered = await asyncio.to_thread(wait_ready, stack, since)
-        while "write" not in load.run.first_201_after:
-            assert time.monotonic() - since < RECOVERY_DEADLINE, "writes never worked again"
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(AFTER)
-        load.stop_writing.set()
-        await tasks[1]
-        await load.delivered_all()
-        load.stop_reading.set()
-        await tasks[0]
-        return recovered
-
-    recovered = asyncio.run(scenario())
-    run = load.run
-    print(f"\n{name}: ready again {recovered:.1f} s after the fault, first post acknowledged"
-          f" {run.first_201_after['write']:.1f} s after it began; {len(run.acked)} posts, statuses"
-          f" {dict(run.statuses)}, socket closes {dict(run.closes)}")
-
-    assert not [s for s in run.statuses if isinstance(s, int) and s >= 500 and s != 503]
-    stored = all_messages(Api(stack.base_url), reader, chat)
-    texts = [m["content"] for m in stored
-             if m["type"] == "text" and not m["content"].startswith("marker")]
-    assert sorted(texts) == sorted(run.acked), "every acknowledged post stored exactly once"
-    assert sorted(m["id"] for m in stored if m["content"] in run.acked) == \
-        sorted(run.acked.values())
-    assert run.delivered == sorted(run.acked.values()), \
-        f"delivered exactly once, in order; sockets: {run.sockets}"
-    return run
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
