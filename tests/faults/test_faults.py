@@ -198,8 +198,11 @@ FAULTS: dict[str, Callable[[Stack], None]] = {
 
 
 def ready(stack: Stack) -> bool:
+    """Every HTTP process of the stack is ready (a cluster's router has no /readyz: it
+    routes the public API alone)."""
+    urls = [url for name, url in stack.listeners.items() if name != "router"]
     try:
-        return httpx.get(f"{stack.base_url}/readyz", timeout=5).status_code == 200
+        return all(httpx.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls)
     except httpx.HTTPError:
         return False
 
