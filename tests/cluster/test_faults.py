@@ -98,4 +98,7 @@ def test_kill_9_of_a_command_api_and_a_query_api_is_hidden_by_the_router(
         run: Run = survive(cluster, "kill -9 a command API and a query API", lambda stack: (
             kill(stack, "command-api-1"), kill(stack, "query-api-1")))
     assert set(reads) == {200} and reads[200] > 0, reads
-    assert set(run.statuses) == {201}, run.statuses  # the router retried, the writer never had to
+    # every first try answered: no 5xx, no dropped connection. A 409 is the router's retry
+    # of a post the killed process had stored (the key's answer; survive checked it is there
+    # once)
+    assert set(run.statuses) <= {201, 409}, run.statuses
