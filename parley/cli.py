@@ -32,7 +32,10 @@ def _listeners(stack: Stack) -> str:
     """Where each process of a cluster listens (the router is the public one)."""
     if len(stack.listeners) < 2:
         return ""
-    return "\n".join(f"  {name:<14} {url}" for name, url in stack.listeners.items()) + "\n"
+    lines = [f"  {name:<14} {url}" for name, url in stack.listeners.items()]
+    projectors = [name for name in stack.processes if name.startswith("projector")]
+    lines.append(f"  {', '.join(projectors)}: no port (one active, the others standing by)")
+    return "\n".join(lines) + "\n"
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from parley.cli import _listeners
 from parley.stack import Stack
 from tests.cluster.conftest import direct, via
 from tests.e2e.client import Api, User, unique_email
@@ -96,3 +97,13 @@ def test_the_services_believe_x_forwarded_for_from_the_router_only(
         assert failed.status_code == 401, failed.text
     throttled = api.post("/auth/login", wrong, X_Forwarded_For="10.0.0.99")
     assert throttled.status_code == 429, throttled.text
+
+
+def test_parley_up_says_where_each_process_listens(cluster: Stack) -> None:
+    said = _listeners(cluster).splitlines()
+    assert [line.split() for line in said[:-1]] == [
+        [name, url] for name, url in cluster.listeners.items()]
+    assert [name for name, _ in [line.split() for line in said[:-1]]] == [
+        "router", "command-api-1", "command-api-2", "query-api-1", "query-api-2", "gateway-1",
+        "gateway-2"]
+    assert said[-1] == "  projector-1, projector-2: no port (one active, the others standing by)"
