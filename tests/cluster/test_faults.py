@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from parley.stack import Stack
 from tests.e2e.client import Api, User
 from tests.faults.test_faults import Run, patiently, survive
 
+DEADLINE = 30.0
 LEADERSHIP = re.compile(r"this projector is active|another projector is active; standing by")
 
 
@@ -31,10 +33,19 @@ def leadership(cluster: Stack, name: str) -> str:
     return said[-1] if said else ""
 
 
+def eventually(find: Callable[[], list[str]], what: str) -> str:
+    """The one name `find` returns, once it returns exactly one."""
+    deadline = time.monotonic() + DEADLINE
+    while len(found := find()) != 1:
+        assert time.monotonic() < deadline, f"{what}: {found}"
+        time.sleep(0.1)
+    return found[0]
+
+
 def active_projector(cluster: Stack) -> str:
-    (active,) = [name for name in ("projector-1", "projector-2")
-                 if leadership(cluster, name) == "this projector is active"]
-    return active
+    return eventually(lambda: [name for name in ("projector-1", "projector-2")
+                               if leadership(cluster, name) == "this projector is active"],
+                      "one projector active")
 
 
 def kill(cluster: Stack, name: str) -> None:
@@ -54,10 +65,12 @@ def open_sockets(url: str) -> int:
 
 
 def kill_the_readers_gateway(cluster: Stack) -> None:
-    """The gateway holding the reader's socket (the only one open), so it must reconnect."""
-    (holder,) = [name for name in ("gateway-1", "gateway-2")
-                 if open_sockets(cluster.listeners[name]) > 0]
-    kill(cluster, holder)
+    """The gateway holding the reader's socket (the only one open once the sockets of earlier
+    tests are closed), so it must reconnect."""
+    kill(cluster, eventually(lambda: [
+        name for name in ("gateway-1", "gateway-2")
+        for _ in range(open_sockets(cluster.listeners[name]))],  # a name per open socket
+        "one socket open"))
 
 
 def test_kill_9_of_a_gateway_its_reader_resumes_on_the_other(cluster: Stack) -> None:
