@@ -112,19 +112,6 @@ def service(name: str, args: list[str], env: Mapping[str, str],
     return ChildProcess(name, lambda: spawn_child(args, log_file, env=dict(env)), log_file)
 
 
-def wait_ready(base_url: str, processes: Mapping[str, Handle]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        for name, proc in processes.items():
-            if (status := proc.poll()) is not None:
-                raise RuntimeError(f"{name} exited with {describe_status(status)} during start-up")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"the system did not become ready within {READY_TIMEOUT:.0f}s")
-
-
 def metrics_dir(data_dir: Path) -> Path:
     """Where the API workers keep their metrics, emptied at each start (prometheus_client's
     multiprocess mode: `/metrics` sums all workers, whichever of them answers)."""
@@ -132,41 +119,6 @@ def metrics_dir(data_dir: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
-
-
-def start_api(options: StackOptions, env: Mapping[str, str],
-              processes: Mapping[str, Handle]) -> tuple[str, ChildProcess]:
-    """Start the API workers and wait until ready; returns the public URL and the workers'
-    uvicorn (restarted on the same port).
-
-    With port 0 the port is picked just before uvicorn binds it, and picked again if uvicorn
-    exits during start-up: another process may take a port between the check and the bind.
-    """
-    attempts = PORT_ATTEMPTS if options.port == 0 else 1
-    env = {**env, MULTIPROC_DIR: env.get(MULTIPROC_DIR) or str(metrics_dir(options.data_dir))}
-    # X-Forwarded-For only from TRUSTED_PROXIES (uvicorn's default trusts loopback: under
-    # `parley up` every local client could then pick its own address for the rate limits)
-    proxies = TrustedProxies(Settings.from_env(env).trusted_proxies).uvicorn_args()
-    for attempt in range(1, attempts + 1):
-        port = options.port or free_port()
-        api = service("api", [
-            sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
-            "--host", options.host, "--port", str(port),
-            "--workers", str(options.workers), "--no-access-log",
-            "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies,
-            # WebSocket keepalive and the 64 KiB frame bound of the gateway
-            "--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536",
-            "--timeout-graceful-shutdown", "5"], env, options.log_dir)
-        base_url = f"http://{options.host}:{port}"
-        try:
-            wait_ready(base_url, {**processes, "api": api.process})
-            return base_url, api
-        except RuntimeError:
-            exited = api.process.poll() is not None
-            api.stop()
-            if attempt == attempts or not exited:
-                raise  # out of attempts, or something other than the API failed
-    raise AssertionError("unreachable")
 
 
 SERVICE_APPS = {"command-api": "command_api.app:create_app",
@@ -231,6 +183,34 @@ def service_command(app: str, port: int, env: Mapping[str, str]) -> list[str]:
             "--port", str(port), "--no-access-log",
             "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies, *WS_ARGS,
             "--timeout-graceful-shutdown", "5"]
+
+
+def start_api(options: StackOptions, env: Mapping[str, str],
+              processes: Mapping[str, Handle]) -> tuple[str, ChildProcess]:
+    """Start the API workers and wait until ready; returns the public URL and the workers'
+    uvicorn (restarted on the same port; with port 0 the port is picked as `listening` does).
+    """
+    env = {**env, MULTIPROC_DIR: env.get(MULTIPROC_DIR) or str(metrics_dir(options.data_dir))}
+    # X-Forwarded-For only from TRUSTED_PROXIES (uvicorn's default trusts loopback: under
+    # `parley up` every local client could then pick its own address for the rate limits)
+    proxies = TrustedProxies(Settings.from_env(env).trusted_proxies).uvicorn_args()
+
+    def api(port: int) -> ChildProcess:
+        return service("api", [
+            sys.executable, "-m", "uvicorn", "parley.edge:create_app", "--factory",
+            "--host", options.host, "--port", str(port),
+            "--workers", str(options.workers), "--no-access-log",
+            "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies, *WS_ARGS,
+            "--timeout-graceful-shutdown", "5"], env, options.log_dir)
+
+    started: list[ChildProcess] = []
+    try:
+        ((port, workers),) = listening({"api": api}, options.host, options.port, "/readyz",
+                                       processes, started).values()
+    except RuntimeError:
+        stop(started)
+        raise
+    return f"http://{options.host}:{port}", workers
 
 
 def start_cluster(options: StackOptions, shape: ClusterShape, env: Mapping[str, str],
