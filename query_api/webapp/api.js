@@ -38,6 +38,11 @@ const newKey = (method) => (WRITES.has(method) ? crypto.randomUUID() : undefined
 /** The tokens (kept in localStorage, as the seed does) and authenticated requests: on a 401
  * refresh once and retry. Events: "tokens" (a fresh pair), "signedout". */
 export class Auth extends EventTarget {
+  constructor() {
+    super();
+    this.schedule();
+  }
+
   get access() { return localStorage.getItem("access_token"); }
   get refreshToken() { return localStorage.getItem("refresh_token"); }
   get signedIn() { return Boolean(this.refreshToken); }
@@ -46,9 +51,22 @@ export class Auth extends EventTarget {
     localStorage.setItem("access_token", tokens.access_token);
     localStorage.setItem("refresh_token", tokens.refresh_token);
     this.dispatchEvent(new Event("tokens"));
-    // refresh before the access token expires, so a socket can hand the server a fresh one
+    this.schedule();
+  }
+
+  /** Refreshes when 80% of what is left of the access token's life (its `exp`) has passed:
+   * an open socket gets the fresh one (live.js) before the server would close it with 4401. */
+  schedule() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.refresh().catch(() => {}), tokens.expires_in * 800);
+    let exp;
+    try {
+      const claims = this.access.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      exp = JSON.parse(atob(claims)).exp;
+    } catch {
+      return;  // none, or not a JWT: the next 401 refreshes
+    }
+    const due = Math.max(0, (exp * 1000 - Date.now()) * 0.8);
+    this.timer = setTimeout(() => this.refresh().catch(() => {}), due);
   }
 
   clear() {

@@ -5,13 +5,18 @@ page's DOM, with a deadline."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 from playwright.sync_api import Page, WebSocket, expect
 
 from parley.stack import Stack
+from shared.jwt.tokens import LEEWAY_SECONDS
 from tests.browser.conftest import Pages
 from tests.e2e.client import Api, unique_email
+from tests.e2e.servers import api_process
 
 PASSWORD = "securePassword123"
 
@@ -154,3 +159,28 @@ def test_a_long_chat_pages_back_on_the_page_parley_serves(stack: Stack, pages: P
     assert page.evaluate("localStorage.getItem('refresh_token')") != refresh_token
     expect(page.locator("#app")).to_be_visible()  # still signed in
     assert [line for line in pages.console if "401" not in line] == []
+
+
+ISSUED_AT = """limit => {
+    const claims = localStorage.getItem("access_token").split(".")[1];
+    return JSON.parse(atob(claims.replace(/-/g, "+").replace(/_/g, "/"))).iat > limit;
+}"""
+
+
+def test_the_socket_outlives_its_access_tokens(stack: Stack, pages: Pages,
+                                               tmp_path: Path) -> None:
+    # API workers issuing 2-second access tokens: the page refreshes at 80% of each one's life
+    # and hands the fresh token to its socket, which the server would otherwise close (4401)
+    # once the first token is LEEWAY_SECONDS past its expiry
+    env = {**stack.env, "ACCESS_TOKEN_TTL": "2"}
+    with api_process(stack, tmp_path / "short-tokens", env) as url:
+        page = pages.open("short", f"{url}/app/")
+        sockets: list[WebSocket] = []
+        page.on("websocket", lambda socket: sockets.append(socket))
+        sign_up(page, "Short")
+        first = page.evaluate("localStorage.getItem('access_token')").split(".")[1]
+        expires = json.loads(base64.urlsafe_b64decode(first + "=" * (-len(first) % 4)))["exp"]
+        # refreshed until a token is issued a second after the server would have closed
+        page.wait_for_function(ISSUED_AT, arg=expires + LEEWAY_SECONDS + 1)
+        expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        assert len(sockets) == 1 and not sockets[0].is_closed(), f"{len(sockets)} sockets"
