@@ -62,6 +62,7 @@ $("#auth-form").addEventListener("submit", (event) => {
   act(async () => {
     if (event.submitter?.name === "signup") await auth.register(email, password, name || email);
     else await auth.login(email, password);
+    event.target.reset();
     await enter();
   }, "#auth-form .error");
 });
@@ -69,6 +70,9 @@ $("#auth-form").addEventListener("submit", (event) => {
 $("#signout").addEventListener("click", () => act(() => auth.logout()));
 auth.addEventListener("signedout", () => {
   state.live?.stop();
+  closeChat();
+  state.chats.clear();
+  renderChats();
   showSignIn();
 });
 

@@ -45,7 +45,7 @@ def write_tone(path: Path, seconds: float = 3.0, rate: int = 48_000) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other modules' tests run their own loops
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"tests/browser need Chromium at {CHROMIUM}: install the Debian "

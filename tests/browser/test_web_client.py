@@ -147,7 +147,7 @@ def test_a_long_chat_pages_back_on_the_page_parley_serves(stack: Stack, pages: P
     # an access token the server refuses (as an expired one): both requests of opening the
     # chat get 401, one refresh serves them (two would replay the refresh token and end the
     # session), and they are sent again
-    refresh_token = page.evaluate("localStorage.getItem('refresh_token')")
+    first_refresh_token = page.evaluate("localStorage.getItem('refresh_token')")
     page.evaluate("localStorage.setItem('access_token', 'expired')")
     page.click("#chats li")
     expect(page.locator("#messages > li")).to_have_count(50)
@@ -156,8 +156,15 @@ def test_a_long_chat_pages_back_on_the_page_parley_serves(stack: Stack, pages: P
     expect(page.locator("#messages > li")).to_have_count(61)  # and the chat's system message
     expect(page.locator("#older")).to_be_hidden()
     expect(page.locator("#messages > li.system")).to_have_count(1)
-    assert page.evaluate("localStorage.getItem('refresh_token')") != refresh_token
+    assert page.evaluate("localStorage.getItem('refresh_token')") != first_refresh_token
     expect(page.locator("#app")).to_be_visible()  # still signed in
+    # signing out ends the session on the server: its refresh token is refused afterwards
+    refresh_token = page.evaluate("localStorage.getItem('refresh_token')")
+    page.click("#signout")
+    expect(page.locator("#signin")).to_be_visible()
+    expect(page.locator("#chats li")).to_have_count(0)
+    assert page.evaluate("localStorage.getItem('refresh_token')") is None
+    assert api.post("/auth/refresh", {"refresh_token": refresh_token}, key=None).status_code == 401
     assert [line for line in pages.console if "401" not in line] == []
 
 
