@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
-from query_api import attachments, chats, docs, history, messages, search, users
+from query_api import attachments, chats, docs, history, messages, search, users, webclient
 from query_api.context import Context
 from shared.jwt.tokens import TokenService
 from shared.postgres.positions import PositionWaiter, log_head, projection_health
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return {"projections": health}
         return {}
 
-    return Starlette(routes=[*api_routes(HANDLERS), *docs.routes(), *service_routes(ready, report)],
+    return Starlette(routes=[*api_routes(HANDLERS), *docs.routes(), *webclient.routes(settings),
+                             *service_routes(ready, report)],
                      lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "query"))

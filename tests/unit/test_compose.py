@@ -179,7 +179,7 @@ def mounted_file(name: str, target: str) -> Path:
 
 def test_proxy_config_routes_to_the_services() -> None:
     config = mounted_file("proxy", "/etc/caddy/Caddyfile").read_text()
-    for path in ("/ws", "/api/v1/", "/docs", "/openapi.json", "/healthz"):
+    for path in ("/ws", "/api/v1/", "/docs", "/openapi.json", "/healthz", "/app /app/*"):
         assert path in config
     for upstream in HTTP_SERVICES:
         assert upstream in compose()["services"]
