@@ -64,7 +64,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=8, open=False,
                                    kwargs=AUTOCOMMIT)
         await pool.open(wait=True)
-        waiter = PositionWaiter(settings.database_url)
+        # a write waits for what the reads see: the replica (bounded by REPLICA_WAIT), if any
+        waiter = PositionWaiter(settings.database_url, settings.read_database_url,
+                                settings.replica_wait)
         await waiter.start()
         throttle = LoginThrottle(pool, settings.login_window,
                                  settings.login_max_failures_per_account,

@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         nc = await connect_nats(settings)
         router = Router()
         # Read-only: sessions read their memberships (presence writes have a pool of their own).
+        # Always the primary, never READ_DATABASE_URL: a socket reads a little, once, and its
+        # membership snapshot then never trails the live stream by a replica's lag.
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False,
                                    kwargs={"options": "-c default_transaction_read_only=on",
                                            **AUTOCOMMIT})

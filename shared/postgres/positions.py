@@ -3,6 +3,11 @@
 The projector commits its tracking row and `NOTIFY parley_projected, '<position>'` in the same
 transaction, so a notification means the rows are visible. One LISTEN connection per process
 serves every waiting request; a slow poll covers notifications lost while reconnecting.
+
+With a streaming replica (READ_DATABASE_URL) the reads see the replica, which replays the
+tracking row with the rows it covers; LISTEN/NOTIFY does not work on a standby, so its
+tracking row is polled: every few ms while it is behind the primary's position, every second
+otherwise, which also tells whether the replica is reachable at all.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import psycopg
 
@@ -20,46 +26,88 @@ READMODELS = "readmodels"  # tracking name of the position every live projection
 TRACKING_TABLE = "projection_tracking"
 EVENTS_TABLE = "parley_events"  # eventsourcing names it after the application, `Parley`
 POLL_SECONDS = 1.0
+REPLICA_POLL_SECONDS = 0.005  # while the replica is behind: what a read may wait for it
+REPLICA_TIMEOUT = 2.0  # a replica that does not answer a poll in this long is unreachable
+
+Database = Literal["primary", "replica"]
+PRIMARY: Database = "primary"
+REPLICA: Database = "replica"
 
 log = logging.getLogger(__name__)
 
 
 class PositionWaiter:
-    """Tracks the projected position and lets requests wait (bounded) for a given one."""
+    """Tracks the projected position (primary, and replica if any) and lets requests wait
+    (bounded) for a given one."""
 
-    def __init__(self, database_url: str) -> None:
-        self._url = database_url
-        self.position = 0
+    def __init__(self, database_url: str, replica_url: str = "",
+                 replica_wait: float = 0.0) -> None:
+        self._url, self._replica_url, self.replica_wait = database_url, replica_url, replica_wait
+        self.position = 0  # what the primary's read models reached
         self.moved_at = time.monotonic()  # when `position` last moved (readiness)
+        self.replica_position = 0  # what the replica replayed (valid while reachable)
+        self.replica_reachable = False
         self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def has_replica(self) -> bool:
+        return bool(self._replica_url)
+
+    @property
+    def replica_lag(self) -> int:
+        """Log positions the replica's read models are behind the primary's."""
+        return max(0, self.position - self.replica_position)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name="position-waiter")
+        self._tasks.append(asyncio.create_task(self._follow(), name="position-waiter"))
+        if self._replica_url:
+            self._tasks.append(asyncio.create_task(self._follow_replica(),
+                                                   name="replica-position-waiter"))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
-    async def wait_for(self, position: int, timeout: float) -> bool:
-        """True once the read models reached `position`; False after `timeout` seconds."""
-        if self.position >= position:
+    async def wait_for(self, position: int, timeout: float,
+                       replica: bool = True) -> Database | None:
+        """The database whose read models reached `position` (None after `timeout` seconds):
+        the replica if it is reachable and gets there within `replica_wait` (reads go there),
+        else the primary within the rest of `timeout`. Without a replica (or `replica=False`):
+        the primary."""
+        deadline = time.monotonic() + timeout
+        if self._replica_url and replica:
+            await self._wait(lambda: self.replica_position >= position
+                             or not self.replica_reachable, min(timeout, self.replica_wait))
+            if self.replica_reachable and self.replica_position >= position:
+                return REPLICA
+        reached = await self._wait(lambda: self.position >= position,
+                                   deadline - time.monotonic())
+        return PRIMARY if reached else None
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        if predicate():
             return True
+        if timeout <= 0:
+            return False
         try:
             async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: self.position >= position)
+                await self._changed.wait_for(predicate)
             return True
         except TimeoutError:
             return False
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _advance(self, position: int) -> None:
         if position > self.position:
             self.position = position
             self.moved_at = time.monotonic()
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify()
 
     async def _follow(self) -> None:
         while True:
@@ -76,6 +124,36 @@ class PositionWaiter:
                 raise
             except Exception:
                 log.warning("position listener lost its connection; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+
+    async def _replica_at(self, position: int | None) -> None:
+        """What the replica replayed, None: unreachable. Set, never only raised: a replica
+        restarted after a crash may come back at an earlier point than it had shown."""
+        reachable, position = position is not None, position or 0
+        if (reachable, position) != (self.replica_reachable, self.replica_position):
+            self.replica_reachable, self.replica_position = reachable, position
+            await self._notify()
+
+    async def _follow_replica(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self._replica_url, autocommit=True,
+                        connect_timeout=int(REPLICA_TIMEOUT)) as conn:
+                    while True:
+                        async with asyncio.timeout(REPLICA_TIMEOUT):
+                            await self._replica_at(await _read_position(conn))
+                        if self.replica_position < self.position:
+                            await asyncio.sleep(REPLICA_POLL_SECONDS)
+                        else:  # until the primary moves on, or the health check is due
+                            await self._wait(lambda: self.position > self.replica_position,
+                                             POLL_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.replica_reachable:
+                    log.warning("replica unreachable (%s); reads go to the primary", exc)
+                await self._replica_at(None)
                 await asyncio.sleep(0.5)
 
 

@@ -278,6 +278,33 @@ def test_postgres_restarts_after_crash_even_if_its_pid_was_reused(tmp_path: Path
     assert not _procs_using(tmp_path)
 
 
+def _has(url: str, value: int) -> bool:
+    with psycopg.connect(url) as conn:
+        return bool(conn.execute("SELECT 1 FROM t WHERE v = %s", (value,)).fetchone())
+
+
+def test_a_replica_follows_its_primary_and_is_reused_after_an_outage(tmp_path: Path) -> None:
+    (tmp_path / "postgres-replica.partial").mkdir(parents=True)  # a base backup cut short
+    with embedded_servers(tmp_path, nats=False, s3=False, replica=True) as first:
+        with psycopg.connect(first.database_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t AS SELECT 1 AS v")
+        wait_for(lambda: _has(first.read_database_url, 1), 30, "replication")
+        with psycopg.connect(first.read_database_url) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("INSERT INTO t VALUES (2)")
+        assert [s.name for s in first.servers] == ["postgres", "postgres-replica"]
+    assert not (tmp_path / "postgres-replica.partial").exists()
+    assert not _procs_using(tmp_path)
+
+    with embedded_postgres(tmp_path) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO t VALUES (3)")  # while the replica is down
+    with embedded_servers(tmp_path, nats=False, s3=False, replica=True) as second:
+        assert second.read_database_url == first.read_database_url  # same directory, reused
+        wait_for(lambda: _has(second.read_database_url, 3), 30, "catching up through the slot")
+    assert not _procs_using(tmp_path)
+
+
 _CHILD_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
