@@ -35,11 +35,13 @@ def stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=settings.nats_retention_days * 86400.0,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=settings.nats_replicas,
     )
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    """Create the stream, or bring its configuration in line with the settings."""
+    """Create the stream, or bring its configuration in line with the settings: retention and
+    replicas too (NATS 2.10+ changes a stream's replicas in place, copying it to new peers)."""
     config = stream_config(settings)
     try:
         await js.stream_info(settings.nats_stream)
@@ -127,5 +129,5 @@ def _messages(position: int, event: object) -> list[tuple[str, bytes]]:
 
 async def connect(settings: Settings) -> nats.NATS:
     settings.require("nats_url")
-    return await nats.connect(settings.nats_url, name="parley-projector",
+    return await nats.connect(servers=settings.nats_servers, name="parley-projector",
                               max_reconnect_attempts=-1, reconnect_time_wait=0.5)

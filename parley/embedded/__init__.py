@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.embedded.nats_server import embedded_nats, nats_server
+from parley.embedded.nats_server import embedded_nats, nats_cluster, nats_server
 from parley.embedded.postgres import embedded_postgres, postgres_server
 from parley.embedded.processes import (
     ChildProcess,
@@ -36,7 +36,7 @@ from parley.embedded.s3 import embedded_s3, s3_server
 from parley.supervisor import Restartable
 
 __all__ = ["ChildProcess", "Endpoints", "adopt", "data_dir_lock", "embedded_nats",
-           "embedded_postgres", "embedded_s3", "embedded_servers", "free_port",
+           "embedded_postgres", "embedded_s3", "embedded_servers", "free_port", "nats_cluster",
            "set_parent_death_signal", "spawn_child", "wait_for"]
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,10 @@ def data_dir_lock(data_dir: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
 @contextlib.contextmanager
 def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True,
                      s3: bool = True, bucket: str = "attachments",
-                     s3_origins: str = "*") -> Iterator[Endpoints]:
+                     s3_origins: str = "*", nats_servers: int = 1) -> Iterator[Endpoints]:
     """Start the selected servers with data under `data_dir`; stop all of them on exit
-    (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`)."""
+    (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`;
+    `nats_servers` > 1: a NATS cluster of that many, `nats_url` then lists every seed)."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -122,7 +123,11 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
         if postgres:
             fields["database_url"], pg = stack.enter_context(postgres_server(data_dir))
             servers.append(pg)
-        if nats:
+        if nats and nats_servers > 1:
+            fields["nats_url"], cluster = stack.enter_context(
+                nats_cluster(data_dir, nats_servers))
+            servers.extend(cluster)
+        elif nats:
             fields["nats_url"], nats_process = stack.enter_context(nats_server(data_dir))
             servers.append(nats_process)
         if s3:

@@ -28,7 +28,7 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 def stream_messages(url: str, stream: str) -> list[tuple[str, dict]]:
     async def read() -> list[tuple[str, dict]]:
-        nc = await nats.connect(url)
+        nc = await nats.connect(servers=url.split(","))
         js = nc.jetstream()
         info = await js.stream_info(stream)
         out = []
