@@ -40,6 +40,7 @@ class StackOptions:
     workers: int = 1
     log_dir: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    nats_servers: int = 1  # embedded NATS: > 1 runs a cluster of that many
 
 
 @dataclass
@@ -172,7 +173,8 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
     try:
         with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
                               nats=not base.get("NATS_URL"), s3=embedded_s3,
-                              s3_origins=s3_origins) as endpoints:
+                              s3_origins=s3_origins,
+                              nats_servers=options.nats_servers) as endpoints:
             for server in endpoints.servers:  # external servers are someone else's to run
                 supervisor.watch(server)
             env = service_env(endpoints, options.data_dir, base)

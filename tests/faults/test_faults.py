@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import nats
 import psutil
 import psycopg
 import pytest
@@ -34,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from gateway.protocol import CLOSE_TRY_AGAIN
 from parley.embedded.processes import spawn_child
 from parley.stack import Stack
-from shared.settings import parse_database_url
+from shared.settings import Settings, parse_database_url
 from tests.databases import database_url_for
 from tests.e2e.client import Api, User
 
@@ -43,6 +44,7 @@ POST_PAUSE = 0.05  # between a writer's posts: ~15-20 posts/s on this machine
 BEFORE, AFTER = 2.0, 4.0  # seconds of load before the fault, and after writes work again
 RECOVERY_DEADLINE = 90.0  # a loaded CI machine; the README gives the measured figures
 DELIVERY_DEADLINE = 60.0
+NATS_DOWN = 10.0  # seconds a killed NATS cluster member stays down
 
 
 @dataclass
@@ -387,3 +389,30 @@ def test_a_database_refusing_connections_is_503_and_the_retried_write_has_one_ef
     stored = [m for m in all_messages(api, ann, chat) if m["content"] == body["content"]]
     assert [m["id"] for m in stored] == [retried.json()["id"]]
     wait_ready(faulty, time.monotonic())
+
+
+def kill_the_nats_stream_leader(stack: Stack) -> None:
+    """The server leading the stream (the gateways' consumers live there too), kept down for
+    a while: clients connected to it must go on through the other seeds, not wait for it."""
+    async def leader() -> str:
+        nc = await nats.connect(servers=Settings.from_env(stack.env).nats_servers)
+        try:
+            info = await nc.jetstream().stream_info(stack.env.get("NATS_STREAM", "PARLEY"))
+        finally:
+            await nc.close()
+        assert info.cluster is not None and info.cluster.leader, info
+        return info.cluster.leader
+
+    server = asyncio.run(leader()).replace("parley_", "nats-")  # server_name to process name
+    assert stack.supervisor is not None
+    with stack.supervisor.held(server):
+        process(stack, server).kill()
+        time.sleep(NATS_DOWN)  # the fault's length: the cluster runs on two servers meanwhile
+
+
+def test_kill_9_of_the_nats_stream_leader_in_a_cluster(clustered: Stack) -> None:
+    """Three NATS servers, the stream replicated on all: the others elect a leader, the
+    projector's unacknowledged publishes are sent again (deduplicated by Nats-Msg-Id) and the
+    gateway's consumer is recreated where it stopped."""
+    survive(clustered, "kill -9 the NATS stream leader (3-server cluster)",
+            kill_the_nats_stream_leader)

@@ -17,7 +17,8 @@ from nats.js.api import StreamInfo
 from domain.app import Claim, Parley
 from parley.embedded import ChildProcess, nats_cluster
 from projectors import main as projector
-from projectors.publisher import PUBLISHER, ensure_stream
+from gateway.app import connect_nats
+from projectors.publisher import PUBLISHER, connect, ensure_stream
 from shared.settings import Settings
 from tests.integration.projection import query
 from tests.integration.test_publisher import stream_messages
@@ -143,3 +144,21 @@ def test_kill_9_of_the_stream_leader_while_publishing_loses_nothing(
     killed[0].restart()
     info = asyncio.run(until_replicated(settings, USERS))
     assert (info.state.first_seq, info.state.last_seq) == (1, USERS)
+
+
+def test_the_services_connect_while_their_first_seed_is_down(cluster: Cluster) -> None:
+    """A client knows the cluster's other members only once connected: it needs every seed
+    to start while one server is down (a restart of the whole system during an outage)."""
+    urls, servers = cluster
+    servers[0].stop()
+    settings = Settings.from_env({"NATS_URL": urls})
+
+    async def connected() -> list[bool]:
+        clients = [await connect(settings), await connect_nats(settings)]
+        try:
+            return [client.is_connected for client in clients]
+        finally:
+            for client in clients:
+                await client.close()
+
+    assert asyncio.run(asyncio.wait_for(connected(), DEADLINE)) == [True, True]
