@@ -15,9 +15,9 @@ import pytest
 from nats.js.api import StreamInfo
 
 from domain.app import Claim, Parley
+from gateway.app import connect_nats
 from parley.embedded import ChildProcess, nats_cluster
 from projectors import main as projector
-from gateway.app import connect_nats
 from projectors.publisher import PUBLISHER, connect, ensure_stream
 from shared.settings import Settings
 from tests.integration.projection import query
