@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from parley.stack import Stack
 from shared.settings import Settings, parse_database_url
 from tests.databases import database_url_for
 from tests.e2e.client import Api, User
+from tests.e2e.sockets import Socket, opened, run, synced
 
 T = TypeVar("T")
 POST_PAUSE = 0.05  # between a writer's posts: ~15-20 posts/s on this machine
@@ -416,3 +418,50 @@ def test_kill_9_of_the_nats_stream_leader_in_a_cluster(clustered: Stack) -> None
     gateway's consumer is recreated where it stopped."""
     survive(clustered, "kill -9 the NATS stream leader (3-server cluster)",
             kill_the_nats_stream_leader)
+
+
+def gateway_servers(stack: Stack) -> list[str]:
+    """The cluster members (`nats-N`) that hold a gateway's NATS connection (/connz)."""
+    held = []
+    for conf in sorted(Path(stack.env["PARLEY_DATA_DIR"]).glob("nats-*/nats.conf")):
+        match = re.search(r'^http: "127\.0\.0\.1:(\d+)"', conf.read_text(), re.MULTILINE)
+        assert match, conf
+        connz = httpx.get(f"http://127.0.0.1:{match[1]}/connz", timeout=5).json()
+        if any(c.get("name") == "parley-gateway" for c in connz.get("connections") or []):
+            held.append(conf.parent.name)
+    return held
+
+
+def test_typing_goes_on_after_the_gateways_nats_server_is_killed(clustered: Stack) -> None:
+    """Typing is NATS core: a gateway whose server died reconnects to another member and
+    subscribes again, and frames cross the cluster between gateways on different members."""
+    wait_ready(clustered, time.monotonic())
+    api = Api(clustered.base_url)
+    ann, bob = patiently(User, api, "Ann"), patiently(User, api, "Bob")
+    chat = patiently(ann.group, bob, title="typing")["id"]
+    server = gateway_servers(clustered)[0]
+    assert clustered.supervisor is not None
+
+    async def bob_sees_ann_typing(ann_ws: Socket, bob_ws: Socket) -> float:
+        since = time.monotonic()
+        while True:  # typing is at most once: Ann types again until a frame gets through
+            await ann_ws.ws.send(json.dumps({"type": "typing", "chat_id": chat}))
+            try:
+                frame = await bob_ws.recv(2.5)  # past TYPING_INTERVAL: the next one is relayed
+            except TimeoutError:
+                assert time.monotonic() - since < RECOVERY_DEADLINE, "typing never came back"
+                continue
+            if frame["event"] == "typing":
+                assert frame["data"] == {"chat_id": chat, "user_id": ann.id}, frame
+                return time.monotonic() - since
+
+    async def scenario() -> float:
+        ann_ws, bob_ws = await opened(clustered, ann), await opened(clustered, bob)
+        await synced(ann_ws, ann, chat, bob_ws)
+        await bob_sees_ann_typing(ann_ws, bob_ws)
+        process(clustered, server).kill()
+        return await bob_sees_ann_typing(ann_ws, bob_ws)
+
+    with clustered.supervisor.held(server):  # down until typing is seen again
+        after = run(scenario())
+    print(f"\ntyping after kill -9 of a gateway's NATS server ({server}): {after:.1f} s")
