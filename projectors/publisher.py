@@ -61,6 +61,7 @@ class Publisher:
         self.js = js
         self.runner = runner
         self.position = runner.tracking.max_tracking_id(PUBLISHER) or 0
+        self.confirmed = False  # the stream acknowledged our last batch: pipelining is safe
 
     async def publish(self, events: Sequence[tuple[int, object]], upto: int = 0) -> None:
         """Publish the events' payloads; then the publisher is at `upto` (or the last event):
@@ -71,6 +72,13 @@ class Publisher:
         together. One write and one wake-up per batch instead of a round trip per message.
         If any is not acknowledged, none counts: the next try sends the batch again with the
         same Nats-Msg-Ids and JetStream drops what it already has.
+
+        Until a batch was acknowledged (at start, after a failure) the first message goes alone
+        and its acknowledgement is awaited before the rest are sent: while the stream has no
+        leader (a NATS cluster electing one) a pipeline that began before the new leader took
+        over would have its first messages refused and the later ones stored, and the next try
+        would store the first ones after them, out of log order (the gateways drop an event
+        older than the last they passed on as a copy).
         """
         last = max(self.position, upto)
         acks: list[asyncio.Future[PubAck]] = []
@@ -83,9 +91,15 @@ class Publisher:
                     acks.append(await self.js.publish_async(
                         subject, body, wait_stall=ACK_TIMEOUT_SECONDS,
                         headers={"Nats-Msg-Id": msg_id}))
+                    if not self.confirmed:
+                        await asyncio.wait_for(acks[-1], ACK_TIMEOUT_SECONDS)
+                        self.confirmed = True
                 last = max(last, position)
             if acks:
                 await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_SECONDS)
+        except BaseException:
+            self.confirmed = False
+            raise
         finally:
             for ack in acks:  # frees its slot of the client's pending-acks limit
                 ack.cancel()
