@@ -61,8 +61,8 @@ async def connect_nats(settings: Settings) -> NATS:
     async def reconnected() -> None:
         log.info("nats: reconnected")
 
-    nc = await nats.connect(settings.nats_url, name="parley-gateway", max_reconnect_attempts=-1,
-                            reconnect_time_wait=0.5, error_cb=error,
+    nc = await nats.connect(servers=settings.nats_servers, name="parley-gateway",
+                            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=error,
                             disconnected_cb=disconnected, reconnected_cb=reconnected)
     return nc
 

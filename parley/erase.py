@@ -105,7 +105,8 @@ def _redact_log(app: Parley, settings: Settings, number: int,
 async def _purge_stream(settings: Settings, chat: int, number: int, erased: Erased) -> None:
     """Delete the message's frames from the stream: every message on its chat's subject is
     read once (an operator's command, not a hot path)."""
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(servers=settings.nats_servers, name="parley-erase",
+                            max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     try:
         js = nc.jetstream()
         last = (await js.stream_info(settings.nats_stream)).state.last_seq

@@ -58,6 +58,7 @@ class StackOptions:
     log_dir: Path | None = None
     replica: bool = False  # an embedded PostgreSQL streaming replica serving the reads
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    nats_servers: int = 1  # embedded NATS: > 1 runs a cluster of that many
     cluster: ClusterShape | None = None
 
 
@@ -295,7 +296,8 @@ def running_stack(options: StackOptions) -> Iterator[Stack]:
         with embedded_servers(options.data_dir, postgres=not base.get("DATABASE_URL"),
                               nats=not base.get("NATS_URL"), s3=embedded_s3,
                               s3_origins=s3_origins,
-                              replica=options.replica) as endpoints:
+                              replica=options.replica,
+                              nats_servers=options.nats_servers) as endpoints:
             for server in endpoints.servers:  # external servers are someone else's to run
                 supervisor.watch(server)
             env = service_env(endpoints, options.data_dir, base)

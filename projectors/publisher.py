@@ -35,11 +35,13 @@ def stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=settings.nats_retention_days * 86400.0,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=settings.nats_replicas,
     )
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    """Create the stream, or bring its configuration in line with the settings."""
+    """Create the stream, or bring its configuration in line with the settings: retention and
+    replicas too (NATS 2.10+ changes a stream's replicas in place, copying it to new peers)."""
     config = stream_config(settings)
     try:
         await js.stream_info(settings.nats_stream)
@@ -59,6 +61,7 @@ class Publisher:
         self.js = js
         self.runner = runner
         self.position = runner.tracking.max_tracking_id(PUBLISHER) or 0
+        self.confirmed = False  # the stream acknowledged our last batch: pipelining is safe
 
     async def publish(self, events: Sequence[tuple[int, object]], upto: int = 0) -> None:
         """Publish the events' payloads; then the publisher is at `upto` (or the last event):
@@ -69,6 +72,13 @@ class Publisher:
         together. One write and one wake-up per batch instead of a round trip per message.
         If any is not acknowledged, none counts: the next try sends the batch again with the
         same Nats-Msg-Ids and JetStream drops what it already has.
+
+        Until a batch was acknowledged (at start, after a failure) the first message goes alone
+        and its acknowledgement is awaited before the rest are sent: while the stream has no
+        leader (a NATS cluster electing one) a pipeline that began before the new leader took
+        over would have its first messages refused and the later ones stored, and the next try
+        would store the first ones after them, out of log order (the gateways drop an event
+        older than the last they passed on as a copy).
         """
         last = max(self.position, upto)
         acks: list[asyncio.Future[PubAck]] = []
@@ -81,9 +91,15 @@ class Publisher:
                     acks.append(await self.js.publish_async(
                         subject, body, wait_stall=ACK_TIMEOUT_SECONDS,
                         headers={"Nats-Msg-Id": msg_id}))
+                    if not self.confirmed:
+                        await asyncio.wait_for(acks[-1], ACK_TIMEOUT_SECONDS)
+                        self.confirmed = True
                 last = max(last, position)
             if acks:
                 await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_SECONDS)
+        except BaseException:
+            self.confirmed = False
+            raise
         finally:
             for ack in acks:  # frees its slot of the client's pending-acks limit
                 ack.cancel()
@@ -127,5 +143,5 @@ def _messages(position: int, event: object) -> list[tuple[str, bytes]]:
 
 async def connect(settings: Settings) -> nats.NATS:
     settings.require("nats_url")
-    return await nats.connect(settings.nats_url, name="parley-projector",
+    return await nats.connect(servers=settings.nats_servers, name="parley-projector",
                               max_reconnect_attempts=-1, reconnect_time_wait=0.5)

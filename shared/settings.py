@@ -107,6 +107,7 @@ class Settings:
     db_pool_size: int = 10
     nats_stream: str = "PARLEY"
     nats_retention_days: float = 7.0
+    nats_replicas: int = 1
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     upload_content_types: tuple[str, ...] = ("audio/*",)
     upload_max_bytes: int = 20 * 1024 * 1024
@@ -154,6 +155,7 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             nats_stream=env.get("NATS_STREAM", "PARLEY"),
             nats_retention_days=_float(env, "NATS_RETENTION_DAYS", 7.0),
+            nats_replicas=_positive(_int(env, "NATS_REPLICAS", 1), "NATS_REPLICAS"),
             cors_origins=_origins(env),
             upload_content_types=_list(env, "UPLOAD_CONTENT_TYPES", "audio/*"),
             upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
@@ -183,6 +185,12 @@ class Settings:
     def cors(self) -> CorsPolicy:
         """Pages allowed to call the API and open `/ws` (none: same origin only)."""
         return CorsPolicy(self.cors_origins)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The seeds of NATS_URL (comma-separated): a client given all of them connects while
+        any one is up, and fails over to the others (it also learns the cluster's members)."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     @property
     def postgres(self) -> PostgresParams:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.embedded.nats_server import embedded_nats, nats_server
+from parley.embedded.nats_server import embedded_nats, nats_cluster, nats_server
 from parley.embedded.postgres import embedded_postgres, postgres_server, replica_server
 from parley.embedded.processes import (
     ChildProcess,
@@ -36,7 +36,7 @@ from parley.embedded.s3 import embedded_s3, s3_server
 from parley.supervisor import Restartable
 
 __all__ = ["ChildProcess", "Endpoints", "adopt", "data_dir_lock", "embedded_nats",
-           "embedded_postgres", "embedded_s3", "embedded_servers", "free_port",
+           "embedded_postgres", "embedded_s3", "embedded_servers", "free_port", "nats_cluster",
            "set_parent_death_signal", "spawn_child", "wait_for"]
 
 log = logging.getLogger(__name__)
@@ -109,10 +109,12 @@ def data_dir_lock(data_dir: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
 @contextlib.contextmanager
 def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True,
                      s3: bool = True, bucket: str = "attachments",
-                     s3_origins: str = "*", replica: bool = False) -> Iterator[Endpoints]:
+                     s3_origins: str = "*", replica: bool = False,
+                     nats_servers: int = 1) -> Iterator[Endpoints]:
     """Start the selected servers with data under `data_dir`; stop all of them on exit
     (`s3_origins`: the pages S3 answers CORS for, see `embedded.s3.storage_origins`;
-    `replica`: a streaming replica of the PostgreSQL, for reads)."""
+    `replica`: a streaming replica of the PostgreSQL, for reads; `nats_servers` > 1: a NATS
+    cluster of that many, `nats_url` then lists every seed)."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -128,7 +130,11 @@ def embedded_servers(data_dir: Path, *, postgres: bool = True, nats: bool = True
                 fields["read_database_url"], standby = stack.enter_context(
                     replica_server(data_dir, pg))
                 servers.append(standby)
-        if nats:
+        if nats and nats_servers > 1:
+            fields["nats_url"], cluster = stack.enter_context(
+                nats_cluster(data_dir, nats_servers))
+            servers.extend(cluster)
+        elif nats:
             fields["nats_url"], nats_process = stack.enter_context(nats_server(data_dir))
             servers.append(nats_process)
         if s3:

@@ -4,6 +4,7 @@ republishing never duplicates (Nats-Msg-Id = log position)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,19 @@ from pathlib import Path
 import nats
 import psycopg
 import pytest
-from nats.js.errors import NotFoundError
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from domain.app import Claim, Parley
 from parley.embedded import embedded_nats
 from projectors.publisher import PUBLISHER, Publisher, ensure_stream
 from projectors.runner import LiveProjector
+from shared import subjects
 from shared.settings import Settings
+
+# what a publish gets with no stream: 503, or no answer when only a plain subscriber listens
+NO_STREAM = (NoRespondersError, NoStreamResponseError, TimeoutError)
 
 
 @pytest.fixture
@@ -28,7 +35,7 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 def stream_messages(url: str, stream: str) -> list[tuple[str, dict]]:
     async def read() -> list[tuple[str, dict]]:
-        nc = await nats.connect(url)
+        nc = await nats.connect(servers=url.split(","))
         js = nc.jetstream()
         info = await js.stream_info(stream)
         out = []
@@ -127,3 +134,43 @@ def test_nats_retention_days_sets_and_updates_the_streams_max_age(nats_url: str)
             await nc.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_stream_that_appears_mid_batch_still_gets_the_events_in_log_order(
+        settings: Settings, nats_url: str) -> None:
+    """What a NATS cluster electing a stream leader looks like to the publisher: no stream
+    answers (503), then one does, possibly while a batch is being sent. The stream is created
+    as soon as the first message of a try is on the wire; it must still hold every event once,
+    in log order (the gateways drop an event older than the last they passed on)."""
+    settings = Settings(**{**settings.__dict__, "nats_url": nats_url})
+    app = Parley(env=settings.eventsourcing_env())
+    for i in range(1000):  # one catch-up batch: sending it takes longer than creating a stream
+        app.register_user(Claim("anonymous", f"k{i}", "fp"), f"m{i}@example.com", "h",
+                          f"M{i}", None, "t")
+    runner = LiveProjector(settings, app=app)
+    while runner.process_batch() is not None:
+        pass
+
+    async def scenario() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        publisher = Publisher(js, runner)
+        with contextlib.suppress(*NO_STREAM):  # no stream yet: nothing is stored
+            await publisher.catch_up()
+        created: list[asyncio.Task[None]] = []
+
+        async def on_wire(msg: Msg) -> None:
+            if not created:  # the stream appears while the rest of the try is being sent
+                created.append(asyncio.create_task(ensure_stream(js, settings)))
+
+        await nc.subscribe(subjects.all_subjects(), cb=on_wire)
+        while publisher.position < runner.readmodels_position:
+            with contextlib.suppress(*NO_STREAM):
+                await publisher.catch_up()
+        await nc.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    published = stream_messages(nats_url, settings.nats_stream)
+    assert [body["data"]["display_name"] for _, body in published] == [
+        f"M{i}" for i in range(1000)]
+    app.close()
