@@ -50,7 +50,10 @@ def _up(args: argparse.Namespace) -> int:
                            port=args.port, workers=args.workers,
                            log_dir=Path(args.data_dir).resolve() / "logs" if args.quiet else None,
                            extra_env=extra_env,
-                           cluster=ClusterShape.each(args.processes) if args.cluster else None)
+                           cluster=ClusterShape.each(args.processes) if args.cluster else None,
+                           # the servers of the cluster shape too: reads from a streaming
+                           # replica, the live stream on three NATS servers (R3)
+                           replica=args.cluster, nats_servers=3 if args.cluster else 1)
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -109,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--quiet", action="store_true", help="log to DATA_DIR/logs instead")
     up.add_argument("--cluster", action="store_true",
                     default=os.environ.get("PARLEY_CLUSTER", "") not in ("", "0"),
-                    help="every service in processes of its own behind a router (Caddy): "
-                         "command APIs, query APIs, gateways, projectors (README)")
+                    help="the cluster shape on this machine: every service in processes of "
+                         "its own behind a router (Caddy), reads from a PostgreSQL streaming "
+                         "replica, the live stream on three NATS servers (README)")
     up.add_argument("--processes", type=int,
                     default=int(os.environ.get("PARLEY_CLUSTER_PROCESSES", "2")),
                     help="with --cluster: processes of each service (default 2)")

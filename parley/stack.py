@@ -99,6 +99,9 @@ def service_env(endpoints: Endpoints, data_dir: Path, base: Mapping[str, str]) -
     env.setdefault("DATABASE_URL", endpoints.database_url)
     env.setdefault("READ_DATABASE_URL", endpoints.read_database_url)
     env.setdefault("NATS_URL", endpoints.nats_url)
+    if len(seeds := [url for url in endpoints.nats_url.split(",") if url]) > 1:
+        # the embedded NATS cluster: the stream on every member (JetStream allows 5 at most)
+        env.setdefault("NATS_REPLICAS", str(min(len(seeds), 5)))
     if not env.get("S3_ENDPOINT"):
         env.update(S3_ENDPOINT=endpoints.s3_endpoint, S3_ACCESS_KEY=endpoints.s3_access_key,
                    S3_SECRET_KEY=endpoints.s3_secret_key, S3_BUCKET=endpoints.s3_bucket)

@@ -1,5 +1,6 @@
 """The cluster suite's own system: `parley up --cluster` (two processes of every service
-behind the Caddy router), started once for the directory; faults are injected into it."""
+behind the Caddy router, a PostgreSQL streaming replica serving the reads, three NATS servers
+with the stream on all three), started once for the directory; faults are injected into it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # services must not believe their X-Forwarded-For (TEST_LIMITS trusts 127.0.0.1)
     limits = {k: v for k, v in TEST_LIMITS.items() if k != "TRUSTED_PROXIES"}
     options = StackOptions(data_dir=data_dir, port=0, log_dir=data_dir / "logs",
-                           cluster=ClusterShape.each(2),
+                           cluster=ClusterShape.each(2), replica=True, nats_servers=3,
                            extra_env={"CONSISTENCY_TIMEOUT": "10", "READY_MAX_STALL": "5",
                                       **limits})
     with running_stack(options) as running:

@@ -55,7 +55,8 @@ def kill(cluster: Stack, name: str) -> None:
 def test_kill_9_of_the_active_projector_hands_over_to_the_standby(cluster: Stack) -> None:
     active = active_projector(cluster)
     standby = next(name for name in ("projector-1", "projector-2") if name != active)
-    survive(cluster, "kill -9 the active projector", lambda stack: kill(stack, active))
+    survive(cluster, "kill -9 the active projector", lambda stack: kill(stack, active),
+            check_reads=True)
     assert leadership(cluster, standby) == "this projector is active"
 
 
@@ -74,7 +75,8 @@ def kill_the_readers_gateway(cluster: Stack) -> None:
 
 
 def test_kill_9_of_a_gateway_its_reader_resumes_on_the_other(cluster: Stack) -> None:
-    run = survive(cluster, "kill -9 the reader's gateway", kill_the_readers_gateway)
+    run = survive(cluster, "kill -9 the reader's gateway", kill_the_readers_gateway,
+                  check_reads=True)
     assert sum(run.closes.values()) >= 1, "the reader's socket was on the killed gateway"
 
 
@@ -109,7 +111,7 @@ def test_kill_9_of_a_command_api_and_a_query_api_is_hidden_by_the_router(
     ann.say(chat, "something to read")
     with reading(api, ann, chat) as reads:
         run: Run = survive(cluster, "kill -9 a command API and a query API", lambda stack: (
-            kill(stack, "command-api-1"), kill(stack, "query-api-1")))
+            kill(stack, "command-api-1"), kill(stack, "query-api-1")), check_reads=True)
     assert set(reads) == {200} and reads[200] > 0, reads
     # every first try answered: no 5xx, no dropped connection. A 409 is the router's retry
     # of a post the killed process had stored (the key's answer; survive checked it is there

@@ -26,9 +26,6 @@ KINDS = {"command-api": ("command-api-1", "command-api-2"),
          "gateway": ("gateway-1", "gateway-2"),
          "projector": ("projector-1", "projector-2")}
 INSTANCES = [(kind, name) for kind, names in KINDS.items() for name in names]
-# Settings of issue 13 that other branches add to shared/settings.py (NATS clustering, the
-# PostgreSQL replica). The last test fails once Settings reads them: then empty this.
-LANDING = {"NATS_REPLICAS"}
 
 
 @cache
@@ -72,7 +69,7 @@ def test_each_service_gets_the_settings_of_compose_yaml_and_the_cluster_ones(
     replica = env.get("READ_DATABASE_URL")
     assert (urlsplit(replica).hostname if replica else None) == (
         "postgres-replica" if kind == "query-api" else None)
-    unknown = set(env) - variables_read_by_settings() - LANDING
+    unknown = set(env) - variables_read_by_settings()
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"
 
 
@@ -139,8 +136,3 @@ def test_the_replica_is_built_from_the_primary() -> None:
     script = Path(DEPLOY / "postgres-replica.sh").read_text()
     assert "pg_basebackup -h postgres-primary -U replicator" in script and " -R " in script
     assert "replicator WITH REPLICATION" in (DEPLOY / "postgres-primary.sh").read_text()
-
-
-def test_the_settings_still_landing_are_not_read_yet() -> None:
-    """Once Settings reads one of LANDING, take it out of LANDING (and check its value)."""
-    assert not LANDING & variables_read_by_settings()
