@@ -35,6 +35,10 @@ def _listeners(stack: Stack) -> str:
     lines = [f"  {name:<14} {url}" for name, url in stack.listeners.items()]
     projectors = [name for name in stack.processes if name.startswith("projector")]
     lines.append(f"  {', '.join(projectors)}: no port (one active, the others standing by)")
+    servers = [name for name in stack.processes
+               if name.startswith(("postgres", "nats", "s3"))]  # embedded ones only
+    if servers:
+        lines.append(f"  servers: {', '.join(servers)}")
     return "\n".join(lines) + "\n"
 
 

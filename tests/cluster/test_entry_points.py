@@ -101,9 +101,10 @@ def test_the_services_believe_x_forwarded_for_from_the_router_only(
 
 def test_parley_up_says_where_each_process_listens(cluster: Stack) -> None:
     said = _listeners(cluster).splitlines()
-    assert [line.split() for line in said[:-1]] == [
+    assert [line.split() for line in said[:-2]] == [
         [name, url] for name, url in cluster.listeners.items()]
-    assert [name for name, _ in [line.split() for line in said[:-1]]] == [
+    assert [name for name, _ in [line.split() for line in said[:-2]]] == [
         "router", "command-api-1", "command-api-2", "query-api-1", "query-api-2", "gateway-1",
         "gateway-2"]
-    assert said[-1] == "  projector-1, projector-2: no port (one active, the others standing by)"
+    assert said[-2] == "  projector-1, projector-2: no port (one active, the others standing by)"
+    assert said[-1] == "  servers: postgres, postgres-replica, nats-1, nats-2, nats-3, s3"
