@@ -62,7 +62,7 @@ http://:{port} {{
 {reads}
 	}}
 
-	@query_pages path /docs /docs/static/* /openapi.json /healthz
+	@query_pages path /docs /docs/static/* /openapi.json /healthz /app /app/*
 	handle @query_pages {{
 {query_pages}
 	}}
