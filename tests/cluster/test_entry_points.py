@@ -57,7 +57,8 @@ def test_chats_messages_and_voice_across_processes(cluster: Stack, api: Api) -> 
     assert httpx.get(download.json()["url"]).content == AUDIO
 
 
-def test_the_router_serves_the_documentation_and_the_web_client_and_hides_the_internals(cluster: Stack) -> None:
+def test_the_router_serves_the_docs_and_the_web_client_and_hides_the_internals(
+        cluster: Stack) -> None:
     assert httpx.get(f"{cluster.base_url}/openapi.json").status_code == 200
     page = httpx.get(f"{cluster.base_url}/app/")  # the web client, from the query APIs
     assert page.status_code == 200 and "text/html" in page.headers["content-type"], page.text
