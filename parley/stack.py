@@ -132,6 +132,11 @@ SERVICE_APPS = {"command-api": "command_api.app:create_app",
                 "gateway": "gateway.app:create_app"}
 # WebSocket keepalive and the 64 KiB frame bound of the gateway
 WS_ARGS = ("--ws-ping-interval", "20", "--ws-ping-timeout", "20", "--ws-max-size", "65536")
+# An idle keep-alive connection is for the client to close, not us: with uvicorn's 5 s, a client
+# whose pool keeps connections 5 s too (httpx's default) sometimes sends a request on one the
+# server is closing at that moment and gets "Server disconnected without sending a response"
+# (seen in CI). Browsers retry such a request; httpx and most SDKs do not.
+KEEP_ALIVE_ARGS = ("--timeout-keep-alive", "75")
 
 
 def _answers(url: str) -> bool:
@@ -188,7 +193,7 @@ def service_command(app: str, port: int, env: Mapping[str, str]) -> list[str]:
     return [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log",
             "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies, *WS_ARGS,
-            "--timeout-graceful-shutdown", "5"]
+            *KEEP_ALIVE_ARGS, "--timeout-graceful-shutdown", "5"]
 
 
 def start_api(options: StackOptions, env: Mapping[str, str],
@@ -207,7 +212,7 @@ def start_api(options: StackOptions, env: Mapping[str, str],
             "--host", options.host, "--port", str(port),
             "--workers", str(options.workers), "--no-access-log",
             "--http", "parley.uvicorn_protocol:NoDelayHttpProtocol", *proxies, *WS_ARGS,
-            "--timeout-graceful-shutdown", "5"], env, options.log_dir)
+            *KEEP_ALIVE_ARGS, "--timeout-graceful-shutdown", "5"], env, options.log_dir)
 
     started: list[ChildProcess] = []
     try:
